@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine:  make demo   |   make test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.mepr-installed
+CORES ?= 2
+# Rules call `python -m mepr ...`: put the venv first so they find it.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup demo test lint dry-run clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	bash workflow/scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) results/fusion/metrics.json
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+dry-run: setup
+	$(BIN)/snakemake -n results/fusion/metrics.json
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,22 @@
+# mepr: the SSL-MEPR workflow. Which files depend on which lives in workflow/rules/*.smk;
+# what each step does lives in the mepr package (python -m mepr ...).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpora.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/fusion/metrics.json",
+        expand("results/failures/{corpus}.parquet", corpus=CORPORA),

@@ -1,0 +1,5 @@
+import sys
+
+from mepr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Decoding, frame sampling, audio extraction, detection and crops."""

@@ -1,0 +1,46 @@
+"""Audio track extraction: 16 kHz mono int16 PCM through ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mepr.media.video import MediaError
+
+_NO_AUDIO_MARKERS = ("does not contain any stream", "matches no streams", "Output file is empty")
+
+
+@dataclass
+class AudioTrack:
+    sample_rate: int
+    pcm: np.ndarray  # int16 mono; empty when the video has no audio track
+
+    @property
+    def has_audio(self) -> bool:
+        return self.pcm.size > 0
+
+    def as_float(self) -> np.ndarray:
+        return self.pcm.astype(np.float32) / 32768.0
+
+
+def extract_audio(path: str | Path, sample_rate: int) -> AudioTrack:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError("file not found")
+    if p.stat().st_size == 0:
+        raise MediaError("empty file")
+    cmd = [
+        "ffmpeg", "-nostdin", "-v", "error", "-i", str(p),
+        "-map", "0:a:0?", "-vn", "-ac", "1", "-ar", str(sample_rate),
+        "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    err = proc.stderr.decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        if any(m in err for m in _NO_AUDIO_MARKERS):
+            return AudioTrack(sample_rate, np.zeros(0, dtype=np.int16))
+        raise MediaError(f"ffmpeg could not decode audio: {err.splitlines()[-1] if err else proc.returncode}")
+    return AudioTrack(sample_rate, np.frombuffer(proc.stdout, dtype="<i2").copy())

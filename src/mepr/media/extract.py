@@ -1,0 +1,120 @@
+"""Per-shard extraction jobs: manifest shard -> frames shard, audio shard.
+
+One implementation serves the DAG and `mepr predict`: both call `frames_rows` / `audio_row`
+on one video at a time. Failures never stop a shard: they become rows of the failures table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from tqdm import tqdm
+
+from mepr import shards
+from mepr.config import AudioParams, DetectParams, FramesParams
+from mepr.media.audio import extract_audio
+from mepr.media.detect import MediaPipeDetector, encode_jpeg, scene_image, square_crop
+from mepr.media.video import MediaError, sample_frames
+
+
+@dataclass
+class ShardResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def fail(self, video_id: str, stage: str, reason: str) -> None:
+        self.failures.append({"video_id": video_id, "stage": stage, "reason": reason})
+
+
+def manifest_shard(manifest: str | Path, shard: int) -> pl.DataFrame:
+    """The manifest rows that belong to one shard, in a stable order."""
+    table = shards.read_table(manifest, shards.MANIFEST)
+    df = pl.from_arrow(table)
+    return df.filter(pl.col("shard") == shard).sort("video_id")
+
+
+def frames_rows(
+    video_id: str,
+    path: str | Path,
+    detector: MediaPipeDetector,
+    frames: FramesParams,
+    detect: DetectParams,
+) -> list[dict[str, Any]]:
+    """Sample, detect and crop one video; raises MediaError when it cannot be decoded."""
+    sampled = sample_frames(path, frames.n_frames)
+    rows = []
+    for step, (index, ts, rgb) in enumerate(
+        zip(sampled.indices, sampled.timestamps, sampled.images, strict=True)
+    ):
+        h, w = rgb.shape[:2]
+        face, body = detector.face(rgb), detector.body(rgb)
+        size, q = frames.crop_size, frames.jpeg_quality
+        rows.append(
+            {
+                "video_id": video_id,
+                "step": step,
+                "frame_index": int(index),
+                "timestamp": float(ts),
+                "width": w,
+                "height": h,
+                "scene_jpeg": encode_jpeg(scene_image(rgb, size), q),
+                "face_jpeg": encode_jpeg(square_crop(rgb, face.box, detect.face_margin, size), q)
+                if face
+                else None,
+                "face_box": list(face.box) if face else None,
+                "face_score": face.score if face else None,
+                "body_jpeg": encode_jpeg(square_crop(rgb, body.box, detect.body_margin, size), q)
+                if body
+                else None,
+                "body_box": list(body.box) if body else None,
+                "body_score": body.score if body else None,
+            }
+        )
+    return rows
+
+
+def extract_frames_shard(
+    manifest: str | Path, shard: int, frames: FramesParams, detect: DetectParams
+) -> ShardResult:
+    result = ShardResult()
+    videos = manifest_shard(manifest, shard)
+    with MediaPipeDetector(detect) as detector:
+        for row in tqdm(videos.iter_rows(named=True), total=videos.height, desc=f"frames shard {shard}"):
+            try:
+                rows = frames_rows(row["video_id"], row["path"], detector, frames, detect)
+            except MediaError as e:
+                result.fail(row["video_id"], "frames", str(e))
+                continue
+            if not any(r["face_jpeg"] for r in rows):
+                result.fail(row["video_id"], "frames", "no face detected in any sampled frame")
+            result.rows.extend(rows)
+    return result
+
+
+def audio_row(video_id: str, path: str | Path, audio: AudioParams) -> dict[str, Any]:
+    track = extract_audio(path, audio.sample_rate)
+    return {
+        "video_id": video_id,
+        "sample_rate": track.sample_rate,
+        "n_samples": int(track.pcm.size),
+        "has_audio": track.has_audio,
+        "pcm_s16le": track.pcm.tobytes(),
+    }
+
+
+def extract_audio_shard(manifest: str | Path, shard: int, audio: AudioParams) -> ShardResult:
+    result = ShardResult()
+    videos = manifest_shard(manifest, shard)
+    for row in tqdm(videos.iter_rows(named=True), total=videos.height, desc=f"audio shard {shard}"):
+        try:
+            out = audio_row(row["video_id"], row["path"], audio)
+        except MediaError as e:
+            result.fail(row["video_id"], "audio", str(e))
+            continue
+        if not out["has_audio"]:
+            result.fail(row["video_id"], "audio", "no audio track")
+        result.rows.append(out)
+    return result

@@ -1,0 +1,40 @@
+# Encoders: tiny offline demo encoders, then one embedding shard per corpus, modality, shard.
+
+EMBED_INPUT = {
+    **{m: "results/frames/{corpus}/shard-{k}.parquet" for m in IMAGE_MODALITIES},
+    "audio": "results/audio/{corpus}/shard-{k}.parquet",
+    "text": "results/transcripts/{corpus}/shard-{k}.parquet",
+}
+
+
+rule demo_encoder:
+    output:
+        directory("results/encoders/{name}"),
+    log:
+        "results/logs/encoders/{name}.log",
+    conda:
+        f"{ENVS}/embed.yaml"
+    shell:
+        "python -m mepr build-demo-encoder {wildcards.name} --out {output} > {log} 2>&1"
+
+
+rule embed:
+    input:
+        data=lambda wc: EMBED_INPUT[wc.modality].format(corpus=wc.corpus, k=wc.k),
+        encoder=lambda wc: demo_encoders_needed(wc.modality),
+    output:
+        shard="results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
+        failures="results/failures/{corpus}/embed_{modality}/shard-{k}.parquet",
+    params:
+        encoder=lambda wc: json_arg(encoder_section(wc.modality)),
+    log:
+        "results/logs/embed/{corpus}/{modality}/shard-{k}.log",
+    conda:
+        f"{ENVS}/embed.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1 if config["encoders"]["device"] == "cuda" else 0,
+    shell:
+        "python -m mepr embed --modality {wildcards.modality} --input {input.data}"
+        " --params {params.encoder} --out {output.shard} --failures {output.failures} > {log} 2>&1"

@@ -1,0 +1,68 @@
+# Media extraction per corpus shard: frames + crops, audio, transcripts.
+
+
+rule frames:
+    input:
+        manifest=manifest_of,
+    output:
+        shard="results/frames/{corpus}/shard-{k}.parquet",
+        failures="results/failures/{corpus}/frames/shard-{k}.parquet",
+    params:
+        members=shard_params,
+        frames=json_arg(config["frames"]),
+        detect=json_arg(config["detect"]),
+    log:
+        "results/logs/frames/{corpus}/shard-{k}.log",
+    conda:
+        f"{ENVS}/media.yaml"
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    shell:
+        "python -m mepr frames --manifest {input.manifest} --shard {wildcards.k}"
+        " --frames {params.frames} --detect {params.detect}"
+        " --out {output.shard} --failures {output.failures} > {log} 2>&1"
+
+
+rule audio:
+    input:
+        manifest=manifest_of,
+    output:
+        shard="results/audio/{corpus}/shard-{k}.parquet",
+        failures="results/failures/{corpus}/audio/shard-{k}.parquet",
+    params:
+        members=shard_params,
+        audio=json_arg(config["audio"]),
+    log:
+        "results/logs/audio/{corpus}/shard-{k}.log",
+    conda:
+        f"{ENVS}/media.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m mepr audio --manifest {input.manifest} --shard {wildcards.k}"
+        " --params {params.audio} --out {output.shard} --failures {output.failures} > {log} 2>&1"
+
+
+rule transcripts:
+    input:
+        manifest=manifest_of,
+        audio="results/audio/{corpus}/shard-{k}.parquet",
+    output:
+        shard="results/transcripts/{corpus}/shard-{k}.parquet",
+        failures="results/failures/{corpus}/transcripts/shard-{k}.parquet",
+    params:
+        members=shard_params,
+        asr=json_arg(config["asr"]),
+    log:
+        "results/logs/transcripts/{corpus}/shard-{k}.log",
+    conda:
+        f"{ENVS}/asr.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m mepr transcripts --manifest {input.manifest} --audio {input.audio}"
+        " --shard {wildcards.k} --params {params.asr}"
+        " --out {output.shard} --failures {output.failures} > {log} 2>&1"

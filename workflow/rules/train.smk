@@ -1,0 +1,88 @@
+# Training: stage 1 (modality x corpus), stage 2 (modality, cross-domain), stage 3 (fusion).
+UNIMODAL_FILES = ["model.safetensors", "config.json", "metrics.json", "curves.csv"]
+
+
+def embedding_shards(corpus, modality):
+    return expand(
+        "results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
+        corpus=corpus,
+        modality=modality,
+        k=SHARDS,
+    )
+
+
+rule train_unimodal:
+    input:
+        manifest="results/corpora/{corpus}/manifest.parquet",
+        embeddings=lambda wc: embedding_shards(wc.corpus, wc.modality),
+    output:
+        expand("results/unimodal/{{modality}}/{{corpus}}/{f}", f=UNIMODAL_FILES),
+    params:
+        out="results/unimodal/{modality}/{corpus}",
+        train=lambda wc: json_arg(train_section(wc.modality)),
+    log:
+        "results/logs/unimodal/{modality}/{corpus}.log",
+    conda:
+        f"{ENVS}/train.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "python -m mepr train-unimodal --modality {wildcards.modality} --corpus {wildcards.corpus}"
+        " --manifest {input.manifest} --embeddings {input.embeddings}"
+        " --params {params.train} --seed {SEED} --out {params.out} > {log} 2>&1"
+
+
+rule train_cross:
+    input:
+        stage1=expand(
+            "results/unimodal/{{modality}}/{corpus}/model.safetensors", corpus=CORPORA
+        ),
+        manifests=expand("results/corpora/{corpus}/manifest.parquet", corpus=CORPORA),
+        embeddings=lambda wc: embedding_shards(CORPORA, wc.modality),
+    output:
+        expand(
+            "results/unimodal/{{modality}}/cross/{f}",
+            f=UNIMODAL_FILES + ["features.parquet"],
+        ),
+    params:
+        stage1=lambda wc: expand(
+            "results/unimodal/{modality}/{corpus}", modality=wc.modality, corpus=CORPORA
+        ),
+        out="results/unimodal/{modality}/cross",
+        train=lambda wc: json_arg(train_section(wc.modality)),
+    log:
+        "results/logs/unimodal/{modality}/cross.log",
+    conda:
+        f"{ENVS}/train.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=180,
+    shell:
+        "python -m mepr train-cross --modality {wildcards.modality} --stage1 {params.stage1}"
+        " --manifests {input.manifests} --embeddings {input.embeddings}"
+        " --params {params.train} --seed {SEED} --out {params.out} > {log} 2>&1"
+
+
+rule train_fusion:
+    input:
+        cross=expand("results/unimodal/{modality}/cross/features.parquet", modality=MODALITIES),
+        manifests=expand("results/corpora/{corpus}/manifest.parquet", corpus=CORPORA),
+    output:
+        expand(
+            "results/fusion/{f}",
+            f=["model.safetensors", "config.json", "metrics.json", "curves.csv", "predictions.parquet"],
+        ),
+    params:
+        cross=expand("results/unimodal/{modality}/cross", modality=MODALITIES),
+        train=json_arg(train_section()),
+    log:
+        "results/logs/fusion.log",
+    conda:
+        f"{ENVS}/train.yaml"
+    resources:
+        mem_mb=6000,
+        runtime=240,
+    shell:
+        "python -m mepr train-fusion --cross {params.cross} --manifests {input.manifests}"
+        " --params {params.train} --seed {SEED} --out results/fusion > {log} 2>&1"
