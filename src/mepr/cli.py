@@ -37,14 +37,22 @@ def _frames(a: argparse.Namespace) -> None:
 
     frames, detect = from_dict(FramesParams, a.frames), from_dict(DetectParams, a.detect)
     result = extract_frames_shard(a.manifest, a.shard, frames, detect)
-    _write(result, shards.FRAMES, a.out, a.failures, {"frames": vars(frames), "detect": vars(detect)})
+    _write(
+        result, shards.FRAMES, a.out, a.failures, {"frames": vars(frames), "detect": vars(detect)}
+    )
 
 
 def _audio(a: argparse.Namespace) -> None:
     from mepr.media.extract import extract_audio_shard
 
     params = from_dict(AudioParams, a.params)
-    _write(extract_audio_shard(a.manifest, a.shard, params), shards.AUDIO, a.out, a.failures, vars(params))
+    _write(
+        extract_audio_shard(a.manifest, a.shard, params),
+        shards.AUDIO,
+        a.out,
+        a.failures,
+        vars(params),
+    )
 
 
 def _transcripts(a: argparse.Namespace) -> None:

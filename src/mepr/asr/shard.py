@@ -22,11 +22,15 @@ def transcripts_shard(
     audio = pl.from_arrow(shards.read_table(audio_shard, shards.AUDIO))
     audio_by_id = {r["video_id"]: r for r in audio.iter_rows(named=True)}
     transcriber: Transcriber | None = None  # loaded only if some video needs ASR
-    for row in tqdm(videos.iter_rows(named=True), total=videos.height, desc=f"transcripts shard {shard}"):
+    for row in tqdm(
+        videos.iter_rows(named=True), total=videos.height, desc=f"transcripts shard {shard}"
+    ):
         vid = row["video_id"]
         corpus_text = (row["transcript"] or "").strip()
         if params.use_corpus_transcripts and corpus_text:
-            result.rows.append({"video_id": vid, "text": corpus_text, "source": "corpus", "words": []})
+            result.rows.append(
+                {"video_id": vid, "text": corpus_text, "source": "corpus", "words": []}
+            )
             continue
         track = audio_by_id.get(vid)
         if track is None or not track["has_audio"]:

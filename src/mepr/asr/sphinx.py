@@ -37,7 +37,11 @@ class PocketSphinxTranscriber:
         d.process_raw(pcm, full_utt=True)
         d.end_utt()
         words = [
-            Word(seg.word.split("(")[0], seg.start_frame / _FRAMES_PER_SECOND, seg.end_frame / _FRAMES_PER_SECOND)
+            Word(
+                seg.word.split("(")[0],
+                seg.start_frame / _FRAMES_PER_SECOND,
+                seg.end_frame / _FRAMES_PER_SECOND,
+            )
             for seg in d.seg()
             if seg.word not in _NON_WORDS
         ]

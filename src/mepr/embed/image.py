@@ -37,6 +37,8 @@ class ClipImageEncoder:
         out = []
         dtype = next(self.model.parameters()).dtype
         for i in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(Image.fromarray(im)) for im in images[i : i + self.batch_size]])
+            batch = torch.stack(
+                [self.preprocess(Image.fromarray(im)) for im in images[i : i + self.batch_size]]
+            )
             out.append(self.model.encode_image(batch.to(self.device, dtype)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

@@ -26,16 +26,22 @@ def embedding_row(video_id: str, values: np.ndarray, mask: np.ndarray) -> dict[s
     }
 
 
-def embed_image_shard(frames_shard: str | Path, modality: str, params: EncoderParams) -> ShardResult:
+def embed_image_shard(
+    frames_shard: str | Path, modality: str, params: EncoderParams
+) -> ShardResult:
     """face / body / scene crops -> CLIP embeddings; steps without a crop are zeros, masked."""
     from mepr.embed.image import ClipImageEncoder
 
     result = ShardResult()
-    frames = pl.from_arrow(shards.read_table(frames_shard, shards.FRAMES)).sort(["video_id", "step"])
+    frames = pl.from_arrow(shards.read_table(frames_shard, shards.FRAMES)).sort(
+        ["video_id", "step"]
+    )
     encoder = ClipImageEncoder(params)
     column = f"{modality}_jpeg"
     crops = frames.filter(pl.col(column).is_not_null())
-    images = [decode_jpeg(b) for b in tqdm(crops[column].to_list(), desc=f"decode {modality} crops")]
+    images = [
+        decode_jpeg(b) for b in tqdm(crops[column].to_list(), desc=f"decode {modality} crops")
+    ]
     vectors = encoder.encode(images) if images else np.zeros((0, encoder.dim), np.float32)
     by_key = dict(zip(zip(crops["video_id"], crops["step"], strict=True), vectors, strict=True))
     for (vid,), group in frames.group_by(["video_id"], maintain_order=True):
@@ -58,11 +64,17 @@ def embed_audio_shard(audio_shard: str | Path, params: EncoderParams) -> ShardRe
     for row in tqdm(audio.iter_rows(named=True), total=audio.height, desc="audio embeddings"):
         pcm = np.frombuffer(row["pcm_s16le"], dtype="<i2").astype(np.float32) / 32768.0
         if row["sample_rate"] != encoder.sample_rate:
-            result.fail(row["video_id"], "embed_audio", f"audio at {row['sample_rate']} Hz, encoder wants {encoder.sample_rate}")
+            result.fail(
+                row["video_id"],
+                "embed_audio",
+                f"audio at {row['sample_rate']} Hz, encoder wants {encoder.sample_rate}",
+            )
             continue
         # wav2vec2's conv stack needs ~25 ms of signal: shorter tracks count as silent
         if pcm.size < encoder.sample_rate // 10:
-            result.rows.append(embedding_row(row["video_id"], np.zeros((1, encoder.dim)), np.zeros(1, bool)))
+            result.rows.append(
+                embedding_row(row["video_id"], np.zeros((1, encoder.dim)), np.zeros(1, bool))
+            )
             continue
         values = encoder.encode(pcm)
         result.rows.append(embedding_row(row["video_id"], values, np.ones(len(values), bool)))

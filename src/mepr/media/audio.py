@@ -42,5 +42,7 @@ def extract_audio(path: str | Path, sample_rate: int) -> AudioTrack:
     if proc.returncode != 0:
         if any(m in err for m in _NO_AUDIO_MARKERS):
             return AudioTrack(sample_rate, np.zeros(0, dtype=np.int16))
-        raise MediaError(f"ffmpeg could not decode audio: {err.splitlines()[-1] if err else proc.returncode}")
+        raise MediaError(
+            f"ffmpeg could not decode audio: {err.splitlines()[-1] if err else proc.returncode}"
+        )
     return AudioTrack(sample_rate, np.frombuffer(proc.stdout, dtype="<i2").copy())

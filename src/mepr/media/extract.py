@@ -82,7 +82,9 @@ def extract_frames_shard(
     result = ShardResult()
     videos = manifest_shard(manifest, shard)
     with MediaPipeDetector(detect) as detector:
-        for row in tqdm(videos.iter_rows(named=True), total=videos.height, desc=f"frames shard {shard}"):
+        for row in tqdm(
+            videos.iter_rows(named=True), total=videos.height, desc=f"frames shard {shard}"
+        ):
             try:
                 rows = frames_rows(row["video_id"], row["path"], detector, frames, detect)
             except MediaError as e:

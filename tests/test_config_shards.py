@@ -1,0 +1,105 @@
+"""Config validation messages and the shard file contract."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from mepr import shards
+from mepr.config import ConfigError, load_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def base():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_gets_defaults(base):
+    cfg = validate_config(base)
+    assert cfg["frames"]["n_frames"] >= 1
+    assert cfg["corpora"]["demo_emo"]["task"] == "emotion"
+    assert cfg["encoders"]["text"]["pooling"] == "token"
+    paper = load_config(REPO / "configs" / "paper.yaml")
+    assert paper["corpora"]["mosei"]["task"] == "emotion"
+    assert paper["encoders"]["face"]["model"] == "ViT-B-32"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["frames"].update(n_framez=3), "unknown key 'frames.n_framez'"),
+        (lambda c: c["frames"].update(n_frames=0), "bad value for 'frames.n_frames'"),
+        (lambda c: c["encoders"].pop("audio"), "missing required key 'encoders.audio'"),
+        (
+            lambda c: c["corpora"]["demo_emo"].update(adapter="nope"),
+            "bad value for 'corpora.demo_emo.adapter'",
+        ),
+        (
+            lambda c: c["corpora"].pop("demo_pers"),
+            "needs at least one emotion corpus and one personality",
+        ),
+        (lambda c: c.update(sed=1), "unknown key 'sed'"),
+    ],
+)
+def test_config_errors_name_the_bad_key(base, edit, message):
+    cfg = copy.deepcopy(base)
+    edit(cfg)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        validate_config(cfg)
+
+
+def _rows(n=3):
+    return [{"video_id": f"v{i}", "stage": "frames", "reason": "x"} for i in range(n)]
+
+
+def test_write_read_roundtrip_with_metadata(tmp_path):
+    path = shards.write_table(
+        _rows(), shards.FAILURES, tmp_path / "a" / "f.parquet", params={"p": 1}
+    )
+    assert shards.read_table(path, shards.FAILURES).num_rows == 3
+    assert shards.read_params(path) == {"p": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["f.parquet"]  # no temp files left
+
+
+def test_reader_refuses_other_schemas_and_versions(tmp_path):
+    path = shards.write_table(_rows(), shards.FAILURES, tmp_path / "f.parquet")
+    with pytest.raises(shards.ShardError, match="expected a 'frames' shard, found 'failures'"):
+        shards.read_table(path, shards.FRAMES)
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata)
+    meta[b"mepr.schema_version"] = b"99"
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    with pytest.raises(shards.ShardError, match="version 99"):
+        shards.read_table(path, shards.FAILURES)
+
+
+def test_shard_membership_is_stable_and_fingerprints_are_local(tmp_path):
+    assert shards.shard_of("video_42", 8) == shards.shard_of("video_42", 8)
+    counts = [0] * 4
+    for i in range(400):
+        counts[shards.shard_of(f"v{i}", 4)] += 1
+    assert min(counts) > 60  # roughly balanced
+
+    def manifest(ids, name):
+        rows = [
+            {"video_id": v, "corpus": "c", "path": f"/x/{v}.mp4", "split": "train", "task": "emotion",
+             "size_bytes": 10, "shard": shards.shard_of(v, 4), "emotion": None, "traits": None, "transcript": None}
+            for v in ids
+        ]  # fmt: skip
+        return shards.write_table(rows, shards.MANIFEST, tmp_path / name)
+
+    ids = [f"v{i}" for i in range(20)]
+    before = manifest(ids, "a.parquet")
+    after = manifest(ids + ["new_video"], "b.parquet")
+    changed = [
+        k
+        for k in range(4)
+        if shards.shard_fingerprint(before, k, 4) != shards.shard_fingerprint(after, k, 4)
+    ]
+    assert changed == [shards.shard_of("new_video", 4)]
