@@ -137,6 +137,10 @@ FAILURES = ShardSchema(
 SCHEMAS = {s.name: s for s in (MANIFEST, FRAMES, AUDIO, TRANSCRIPTS, EMBEDDINGS, FAILURES)}
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class ShardError(ValueError):
     """A shard file is missing, of another schema, or of an unsupported version."""
 
@@ -169,6 +173,7 @@ def write_table(
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; shards are meant to be shared
     try:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, out)

@@ -3,6 +3,7 @@ import json
 import shlex
 import sys
 
+from mepr.corpora import source_files
 from mepr.config import ConfigError, validate_config
 from mepr.embed import demo_encoder_dir
 from mepr.labels import IMAGE_MODALITIES, MODALITIES
@@ -62,3 +63,20 @@ def train_section(modality=None):
         train["encoder"] = train["encoder"][modality]
         train.pop("fusion", None)
     return train
+
+
+def corpus_sources(wildcards):
+    """What a manifest is built from: the demo's labels.csv or the corpus's label files."""
+    cfg = corpus_cfg(wildcards)
+    if cfg["adapter"] == "demo":
+        return [f"{cfg['root']}/labels.csv"]
+    return source_files(cfg)
+
+
+def embedding_shards(corpus, modality):
+    return expand(
+        "results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
+        corpus=corpus,
+        modality=modality,
+        k=SHARDS,
+    )

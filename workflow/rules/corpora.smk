@@ -1,33 +1,27 @@
 # Corpora: the generated demo corpus, one manifest per corpus, the merged failures table.
-from mepr.corpora import source_files
-
 FAILURE_STAGES = ["frames", "audio", "transcripts"] + [f"embed_{m}" for m in MODALITIES]
-
-
-def corpus_sources(wildcards):
-    cfg = corpus_cfg(wildcards)
-    if cfg["adapter"] == "demo":
-        return [f"{cfg['root']}/labels.csv"]
-    return source_files(cfg)
 
 
 rule demo_corpus:
     output:
         "results/demo/{corpus}/labels.csv",
-    params:
-        root=lambda wc: config["corpora"][wc.corpus]["root"],
-        task=lambda wc: config["corpora"][wc.corpus]["task"],
-        demo=json_arg(config["demo"]),
-        transcripts=lambda wc: (
-            "--with-transcripts" if wc.corpus in config["demo"]["transcripts_for"] else ""
-        ),
     log:
         "results/logs/demo/{corpus}.log",
     conda:
         f"{ENVS}/media.yaml"
+    params:
+        root=lambda wc: config["corpora"][wc.corpus]["root"],
+        task=lambda wc: config["corpora"][wc.corpus]["task"],
+        demo=json_arg(config["demo"]),
+        seed=SEED,
+        transcripts=lambda wc: (
+            "--with-transcripts"
+            if wc.corpus in config["demo"]["transcripts_for"]
+            else ""
+        ),
     shell:
         "python -m mepr demo --corpus {wildcards.corpus} --task {params.task}"
-        " --root {params.root} --params {params.demo} --seed {SEED} {params.transcripts}"
+        " --root {params.root} --params {params.demo} --seed {params.seed} {params.transcripts}"
         " > {log} 2>&1"
 
 
@@ -37,13 +31,13 @@ checkpoint manifest:
     output:
         manifest="results/corpora/{corpus}/manifest.parquet",
         failures="results/failures/{corpus}/manifest/all.parquet",
-    params:
-        corpus=lambda wc: json_arg(corpus_cfg(wc)),
-        n_shards=config["n_shards"],
     log:
         "results/logs/manifest/{corpus}.log",
     conda:
         f"{ENVS}/media.yaml"
+    params:
+        corpus=lambda wc: json_arg(corpus_cfg(wc)),
+        n_shards=config["n_shards"],
     shell:
         "python -m mepr manifest --corpus {wildcards.corpus} --corpus-config {params.corpus}"
         " --n-shards {params.n_shards} --out {output.manifest} --failures {output.failures}"

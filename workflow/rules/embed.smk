@@ -25,8 +25,6 @@ rule embed:
     output:
         shard="results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
         failures="results/failures/{corpus}/embed_{modality}/shard-{k}.parquet",
-    params:
-        encoder=lambda wc: json_arg(encoder_section(wc.modality)),
     log:
         "results/logs/embed/{corpus}/{modality}/shard-{k}.log",
     conda:
@@ -35,6 +33,8 @@ rule embed:
         mem_mb=4000,
         runtime=60,
         gpu=1 if config["encoders"]["device"] == "cuda" else 0,
+    params:
+        encoder=lambda wc: json_arg(encoder_section(wc.modality)),
     shell:
         "python -m mepr embed --modality {wildcards.modality} --input {input.data}"
         " --params {params.encoder} --out {output.shard} --failures {output.failures} > {log} 2>&1"

@@ -7,10 +7,6 @@ rule frames:
     output:
         shard="results/frames/{corpus}/shard-{k}.parquet",
         failures="results/failures/{corpus}/frames/shard-{k}.parquet",
-    params:
-        members=shard_params,
-        frames=json_arg(config["frames"]),
-        detect=json_arg(config["detect"]),
     log:
         "results/logs/frames/{corpus}/shard-{k}.log",
     conda:
@@ -18,6 +14,10 @@ rule frames:
     resources:
         mem_mb=3000,
         runtime=60,
+    params:
+        members=shard_params,
+        frames=json_arg(config["frames"]),
+        detect=json_arg(config["detect"]),
     shell:
         "python -m mepr frames --manifest {input.manifest} --shard {wildcards.k}"
         " --frames {params.frames} --detect {params.detect}"
@@ -30,9 +30,6 @@ rule audio:
     output:
         shard="results/audio/{corpus}/shard-{k}.parquet",
         failures="results/failures/{corpus}/audio/shard-{k}.parquet",
-    params:
-        members=shard_params,
-        audio=json_arg(config["audio"]),
     log:
         "results/logs/audio/{corpus}/shard-{k}.log",
     conda:
@@ -40,6 +37,9 @@ rule audio:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        members=shard_params,
+        audio=json_arg(config["audio"]),
     shell:
         "python -m mepr audio --manifest {input.manifest} --shard {wildcards.k}"
         " --params {params.audio} --out {output.shard} --failures {output.failures} > {log} 2>&1"
@@ -52,9 +52,6 @@ rule transcripts:
     output:
         shard="results/transcripts/{corpus}/shard-{k}.parquet",
         failures="results/failures/{corpus}/transcripts/shard-{k}.parquet",
-    params:
-        members=shard_params,
-        asr=json_arg(config["asr"]),
     log:
         "results/logs/transcripts/{corpus}/shard-{k}.log",
     conda:
@@ -62,6 +59,9 @@ rule transcripts:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        members=shard_params,
+        asr=json_arg(config["asr"]),
     shell:
         "python -m mepr transcripts --manifest {input.manifest} --audio {input.audio}"
         " --shard {wildcards.k} --params {params.asr}"

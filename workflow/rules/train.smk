@@ -2,24 +2,12 @@
 UNIMODAL_FILES = ["model.safetensors", "config.json", "metrics.json", "curves.csv"]
 
 
-def embedding_shards(corpus, modality):
-    return expand(
-        "results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
-        corpus=corpus,
-        modality=modality,
-        k=SHARDS,
-    )
-
-
 rule train_unimodal:
     input:
         manifest="results/corpora/{corpus}/manifest.parquet",
         embeddings=lambda wc: embedding_shards(wc.corpus, wc.modality),
     output:
         expand("results/unimodal/{{modality}}/{{corpus}}/{f}", f=UNIMODAL_FILES),
-    params:
-        out="results/unimodal/{modality}/{corpus}",
-        train=lambda wc: json_arg(train_section(wc.modality)),
     log:
         "results/logs/unimodal/{modality}/{corpus}.log",
     conda:
@@ -27,10 +15,14 @@ rule train_unimodal:
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        out="results/unimodal/{modality}/{corpus}",
+        train=lambda wc: json_arg(train_section(wc.modality)),
+        seed=SEED,
     shell:
         "python -m mepr train-unimodal --modality {wildcards.modality} --corpus {wildcards.corpus}"
         " --manifest {input.manifest} --embeddings {input.embeddings}"
-        " --params {params.train} --seed {SEED} --out {params.out} > {log} 2>&1"
+        " --params {params.train} --seed {params.seed} --out {params.out} > {log} 2>&1"
 
 
 rule train_cross:
@@ -45,12 +37,6 @@ rule train_cross:
             "results/unimodal/{{modality}}/cross/{f}",
             f=UNIMODAL_FILES + ["features.parquet"],
         ),
-    params:
-        stage1=lambda wc: expand(
-            "results/unimodal/{modality}/{corpus}", modality=wc.modality, corpus=CORPORA
-        ),
-        out="results/unimodal/{modality}/cross",
-        train=lambda wc: json_arg(train_section(wc.modality)),
     log:
         "results/logs/unimodal/{modality}/cross.log",
     conda:
@@ -58,24 +44,38 @@ rule train_cross:
     resources:
         mem_mb=4000,
         runtime=180,
+    params:
+        stage1=lambda wc: expand(
+            "results/unimodal/{modality}/{corpus}",
+            modality=wc.modality,
+            corpus=CORPORA,
+        ),
+        out="results/unimodal/{modality}/cross",
+        train=lambda wc: json_arg(train_section(wc.modality)),
+        seed=SEED,
     shell:
         "python -m mepr train-cross --modality {wildcards.modality} --stage1 {params.stage1}"
         " --manifests {input.manifests} --embeddings {input.embeddings}"
-        " --params {params.train} --seed {SEED} --out {params.out} > {log} 2>&1"
+        " --params {params.train} --seed {params.seed} --out {params.out} > {log} 2>&1"
 
 
 rule train_fusion:
     input:
-        cross=expand("results/unimodal/{modality}/cross/features.parquet", modality=MODALITIES),
+        cross=expand(
+            "results/unimodal/{modality}/cross/features.parquet", modality=MODALITIES
+        ),
         manifests=expand("results/corpora/{corpus}/manifest.parquet", corpus=CORPORA),
     output:
         expand(
             "results/fusion/{f}",
-            f=["model.safetensors", "config.json", "metrics.json", "curves.csv", "predictions.parquet"],
+            f=[
+                "model.safetensors",
+                "config.json",
+                "metrics.json",
+                "curves.csv",
+                "predictions.parquet",
+            ],
         ),
-    params:
-        cross=expand("results/unimodal/{modality}/cross", modality=MODALITIES),
-        train=json_arg(train_section()),
     log:
         "results/logs/fusion.log",
     conda:
@@ -83,6 +83,10 @@ rule train_fusion:
     resources:
         mem_mb=6000,
         runtime=240,
+    params:
+        cross=expand("results/unimodal/{modality}/cross", modality=MODALITIES),
+        train=json_arg(train_section()),
+        seed=SEED,
     shell:
         "python -m mepr train-fusion --cross {params.cross} --manifests {input.manifests}"
-        " --params {params.train} --seed {SEED} --out results/fusion > {log} 2>&1"
+        " --params {params.train} --seed {params.seed} --out results/fusion > {log} 2>&1"

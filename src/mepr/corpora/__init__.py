@@ -1,0 +1,69 @@
+"""Corpora: the offline demo generator and the adapters that turn a corpus into a manifest.
+
+``build_manifest(name, corpus_cfg, n_shards)`` dispatches on ``corpus_cfg['adapter']``
+(demo | mosei | fiv2) and returns ``(rows, failures)``: rows matching ``shards.MANIFEST`` and
+``(video_id, reason)`` for every labelled video that could not be used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mepr.corpora.manifest import CorpusError, csv_split_files
+
+ADAPTERS: tuple[str, ...] = ("demo", "mosei", "fiv2")
+
+
+def build_manifest(
+    name: str, corpus_cfg: dict[str, Any], n_shards: int
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Manifest rows and failures of corpus ``name`` (its ``corpora.<name>`` config section)."""
+    adapter = corpus_cfg.get("adapter")
+    if adapter == "demo":
+        from mepr.corpora.demo import build
+    elif adapter == "mosei":
+        from mepr.corpora.mosei import build
+    elif adapter == "fiv2":
+        from mepr.corpora.fiv2 import build
+    else:
+        raise CorpusError(
+            f"corpus '{name}': unknown adapter '{adapter}', expected one of {', '.join(ADAPTERS)}"
+        )
+    if "root" not in corpus_cfg:
+        raise CorpusError(f"corpus '{name}': missing 'root'")
+    return build(name, dict(corpus_cfg), n_shards)
+
+
+def source_files(corpus_cfg: dict[str, Any]) -> list[str]:
+    """The label files a corpus' manifest is built from (the manifest rule's inputs).
+
+    Cheap and never raising: when nothing is found it returns the file the adapter expects
+    first, so Snakemake reports that missing input by name.
+    """
+    adapter = corpus_cfg.get("adapter")
+    root = Path(corpus_cfg["root"])
+    labels = corpus_cfg.get("labels")
+    if adapter == "demo":
+        return [str(root / (labels or "labels.csv"))]
+    target = root / labels if labels else root
+    if target.is_file():
+        return [str(target)]
+    if target.is_dir():
+        if adapter == "fiv2":
+            from mepr.corpora.fiv2 import annotation_files
+
+            found = annotation_files(target)
+            if found:
+                return sorted(str(p) for pair in found.values() for p in pair if p is not None)
+        per_split = csv_split_files(target)
+        if per_split:
+            return [str(p) for p, _ in per_split]
+        if (target / "labels.csv").is_file():
+            return [str(target / "labels.csv")]
+    if adapter == "fiv2":
+        return [str(target / "annotation_training.pkl")]
+    return [str(target / "train_full.csv")]
+
+
+__all__ = ["ADAPTERS", "CorpusError", "build_manifest", "source_files"]

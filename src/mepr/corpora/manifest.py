@@ -1,0 +1,390 @@
+"""Shared machinery of the corpus adapters: label records -> manifest rows (shards.MANIFEST).
+
+An adapter reads its corpus' label files into `LabelRecord`s and names, per record, the
+folders where its video may be; `assemble` finds the files, and turns each record into one
+manifest row or one (video_id, reason) failure.  Only the standard library is imported here
+so that building a manifest stays cheap.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mepr.labels import EMOTIONS, SPLITS, TRAITS
+
+VIDEO_EXTS: tuple[str, ...] = (
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+)
+
+SPLIT_ALIASES: dict[str, str] = {
+    "train": "train",
+    "training": "train",
+    "trn": "train",
+    "dev": "dev",
+    "val": "dev",
+    "valid": "dev",
+    "validation": "dev",
+    "development": "dev",
+    "test": "test",
+    "testing": "test",
+    "tst": "test",
+}
+
+# column names are compared after `_norm` (lower case, '-' and ' ' -> '_')
+ID_COLUMNS = ("video_id", "video_name", "video", "filename", "file_name", "file", "name", "id")
+SPLIT_COLUMNS = ("split", "subset", "partition", "set", "fold")
+TEXT_COLUMNS = ("transcript", "text", "transcription", "sentence", "utterance")
+EMOTION_ALIASES: dict[str, tuple[str, ...]] = {
+    "neutral": ("neutral", "neutrality"),
+    "anger": ("anger", "angry"),
+    "disgust": ("disgust", "disgusted"),
+    "fear": ("fear", "fearful"),
+    "happiness": ("happiness", "happy", "joy"),
+    "sadness": ("sadness", "sad"),
+    "surprise": ("surprise", "surprised"),
+}
+# FIv2 calls its fifth trait "neuroticism" although higher means calmer (the reference
+# renames it "non-neuroticism"), so a plain "neuroticism" column is taken as non_neuroticism.
+TRAIT_ALIASES: dict[str, tuple[str, ...]] = {
+    "openness": ("openness", "openness_to_experience"),
+    "conscientiousness": ("conscientiousness",),
+    "extraversion": ("extraversion", "extroversion"),
+    "agreeableness": ("agreeableness",),
+    "non_neuroticism": ("non_neuroticism", "nonneuroticism", "emotional_stability", "neuroticism"),
+}
+
+
+class CorpusError(ValueError):
+    """A corpus cannot be read at all: missing root or label file, unusable label columns."""
+
+
+@dataclass
+class LabelRecord:
+    name: str  # the video as the label file names it (maybe with extension / subfolder)
+    split: str  # train | dev | test
+    split_dir: str  # the split as the corpus spells it (e.g. "val"), for folder lookup
+    emotion: list[float] | None = None
+    traits: list[float] | None = None
+    transcript: str | None = None
+
+    @property
+    def video_id(self) -> str:
+        return video_id_of(self.name)
+
+
+def _norm(column: str) -> str:
+    return re.sub(r"[\s\-]+", "_", column.strip().lower())
+
+
+def normalise_split(name: str) -> str | None:
+    """train/dev/test for any usual spelling (training, val, validation, ...), else None."""
+    return SPLIT_ALIASES.get(_norm(name))
+
+
+def split_spellings(split: str) -> list[str]:
+    """The folder names a split may have (``dev`` -> dev, val, valid, validation, ...)."""
+    return [alias for alias, canon in SPLIT_ALIASES.items() if canon == split]
+
+
+def strip_video_ext(name: str) -> str:
+    base, ext = os.path.splitext(name)
+    return base if ext.lower() in VIDEO_EXTS else name
+
+
+def video_id_of(name: str) -> str:
+    """The id of a video named ``name`` in a label file: its file name minus a video extension."""
+    return strip_video_ext(os.path.basename(name.replace("\\", "/")))
+
+
+def parse_score(value: Any) -> float | None:
+    """A finite float, or None for an empty / NaN / unparsable cell."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def neutral_of(six: Sequence[float]) -> float:
+    """MOSEI has no neutral score: a clip is neutral iff none of the six emotions is present."""
+    return 1.0 if all(v == 0.0 for v in six) else 0.0
+
+
+def require_root(corpus: str, root: Path) -> Path:
+    if not root.is_dir():
+        raise CorpusError(f"corpus '{corpus}': root folder {root} does not exist")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV label files
+
+
+def _pick(columns: dict[str, str], candidates: Iterable[str]) -> str | None:
+    for c in candidates:
+        if c in columns:
+            return columns[c]
+    return None
+
+
+def csv_split_files(folder: Path) -> list[tuple[Path, str]]:
+    """Per-split label files of a folder: ``{split}_full.csv`` (the reference) or ``{split}.csv``."""
+    found: list[tuple[Path, str]] = []
+    for path in sorted(folder.glob("*.csv")):
+        m = re.fullmatch(r"(?P<split>[A-Za-z]+)(_full)?\.csv", path.name)
+        if m and normalise_split(m["split"]):
+            found.append((path, m["split"]))
+    return found
+
+
+def read_csv_records(
+    path: Path,
+    task: str,
+    failures: list[tuple[str, str]],
+    split: str | None = None,
+) -> list[LabelRecord]:
+    """Label records of one CSV file.
+
+    The file names its videos in an id column (video_id, video_name, filename, ...), its split
+    in a split column unless ``split`` (the split's spelling, from the file name) is given, the
+    labels in columns named after labels.EMOTIONS / labels.TRAITS (case-insensitive, usual
+    synonyms accepted; a missing 'neutral' is derived) and an optional text column.
+    Rows whose labels are missing go to ``failures``.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        columns = {_norm(c): c for c in header}
+        id_col = _pick(columns, ID_COLUMNS)
+        if id_col is None:
+            raise CorpusError(
+                f"{path}: no video id column (one of {', '.join(ID_COLUMNS)}) in {header}"
+            )
+        split_col = None if split else _pick(columns, SPLIT_COLUMNS)
+        if split is None and split_col is None:
+            raise CorpusError(
+                f"{path}: no split column (one of {', '.join(SPLIT_COLUMNS)}) and the file "
+                "name does not name a split (train_full.csv, dev_full.csv, ...)"
+            )
+        text_col = _pick(columns, TEXT_COLUMNS)
+        vocab, aliases = (
+            (EMOTIONS, EMOTION_ALIASES) if task == "emotion" else (TRAITS, TRAIT_ALIASES)
+        )
+        label_cols = {label: _pick(columns, aliases[label]) for label in vocab}
+        optional = {"neutral"} if task == "emotion" else set()
+        missing = [k for k, v in label_cols.items() if v is None and k not in optional]
+        if missing:
+            raise CorpusError(f"{path}: no column for {', '.join(missing)} (columns: {header})")
+        records: list[LabelRecord] = []
+        for line, row in enumerate(reader, start=2):
+            name = (row.get(id_col) or "").strip()
+            if not name:
+                failures.append((f"{path.name}:{line}", "label row without a video id"))
+                continue
+            spelled = split or (row.get(split_col) or "").strip()  # type: ignore[arg-type]
+            canon = normalise_split(spelled)
+            if canon is None:
+                failures.append((video_id_of(name), f"unknown split '{spelled}'"))
+                continue
+            values = {k: parse_score(row.get(c)) if c else None for k, c in label_cols.items()}
+            bad = [k for k, v in values.items() if v is None and k not in optional]
+            if bad:
+                failures.append((video_id_of(name), f"missing label value(s): {', '.join(bad)}"))
+                continue
+            vec = [values[k] for k in vocab]
+            if task == "emotion" and vec[0] is None:
+                vec[0] = neutral_of(vec[1:])  # type: ignore[arg-type]
+            text = (row.get(text_col) or "").strip() if text_col else ""
+            records.append(
+                LabelRecord(
+                    name=name,
+                    split=canon,
+                    split_dir=spelled,
+                    emotion=vec if task == "emotion" else None,  # type: ignore[arg-type]
+                    traits=vec if task == "personality" else None,  # type: ignore[arg-type]
+                    transcript=text or None,
+                )
+            )
+    return records
+
+
+def read_csv_labels(
+    corpus: str,
+    root: Path,
+    labels: str | None,
+    task: str,
+    failures: list[tuple[str, str]],
+    default_file: str | None = None,
+) -> list[LabelRecord]:
+    """Records from ``labels`` (relative to root): a CSV file, or a folder of per-split CSVs
+    (``{split}_full.csv``) or holding ``default_file``; ``labels`` absent = root itself."""
+    target = root / labels if labels else root
+    if target.is_file():
+        return read_csv_records(target, task, failures, split=_split_from_name(target))
+    if not target.is_dir():
+        raise CorpusError(f"corpus '{corpus}': label file {target} does not exist")
+    per_split = csv_split_files(target)
+    if per_split:
+        return [r for p, s in per_split for r in read_csv_records(p, task, failures, split=s)]
+    if default_file and (target / default_file).is_file():
+        return read_csv_records(target / default_file, task, failures)
+    wanted = f"{target}/{{train,dev,test}}_full.csv"
+    if default_file:
+        wanted += f" or {target / default_file}"
+    raise CorpusError(f"corpus '{corpus}': no label file: expected {wanted}")
+
+
+def _split_from_name(path: Path) -> str | None:
+    m = re.fullmatch(r"(?P<split>[A-Za-z]+)(_full)?", path.stem)
+    return m["split"] if m and normalise_split(m["split"]) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# finding the videos
+
+
+class VideoIndex:
+    """All video files under a folder (recursively), by file name and by name minus extension."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.by_name: dict[str, Path] = {}
+        self.by_stem: dict[str, Path] = {}
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fname in sorted(filenames):
+                if fname.startswith(".") or os.path.splitext(fname)[1].lower() not in VIDEO_EXTS:
+                    continue
+                path = Path(dirpath) / fname
+                self.by_name.setdefault(fname, path)
+                self.by_stem.setdefault(strip_video_ext(fname), path)
+
+    def find(self, name: str) -> Path | None:
+        name = name.replace("\\", "/")
+        direct = self.folder / name
+        if direct.is_file():
+            return direct
+        base = os.path.basename(name)
+        return self.by_name.get(base) or self.by_stem.get(strip_video_ext(base))
+
+
+class VideoFinder:
+    """Looks a record's video up in the first existing of its candidate folders."""
+
+    def __init__(self, candidates: Callable[[LabelRecord], Sequence[Path]]):
+        self._candidates = candidates
+        self._indexes: dict[Path, VideoIndex | None] = {}
+
+    def _index(self, folder: Path) -> VideoIndex | None:
+        if folder not in self._indexes:
+            self._indexes[folder] = VideoIndex(folder) if folder.is_dir() else None
+        return self._indexes[folder]
+
+    def find(self, record: LabelRecord) -> tuple[Path | None, list[Path]]:
+        searched: list[Path] = []
+        for folder in self._candidates(record):
+            index = self._index(folder)
+            if index is None:
+                continue
+            searched.append(folder)
+            hit = index.find(record.name)
+            if hit is not None:
+                return hit, searched
+        return None, searched
+
+
+def split_folders(root: Path, videos: str | None, defaults: Sequence[str]):
+    """Candidate folders for a record: ``videos`` (``{split}`` substituted) if configured, else
+    the adapter's ``defaults`` (patterns relative to root, ``{split}`` = each spelling)."""
+
+    def candidates(record: LabelRecord) -> list[Path]:
+        patterns = [videos] if videos else list(defaults)
+        spellings = [record.split_dir, *split_spellings(record.split)]
+        out: list[Path] = []
+        for pattern in patterns:
+            names = (
+                [pattern.format(split=s) for s in spellings] if "{split}" in pattern else [pattern]
+            )
+            for n in names:
+                p = root / n if n not in ("", ".") else root
+                if p not in out:
+                    out.append(p)
+        return out
+
+    return candidates
+
+
+# ---------------------------------------------------------------------------------------------
+# records -> manifest rows
+
+
+def assemble(
+    corpus: str,
+    task: str,
+    records: Iterable[LabelRecord],
+    finder: VideoFinder,
+    n_shards: int,
+    failures: list[tuple[str, str]],
+) -> list[dict[str, Any]]:
+    """One manifest row per record whose video exists; the others go to ``failures``."""
+    from mepr.shards import shard_of
+
+    if n_shards < 1:
+        raise ValueError("n_shards must be at least 1")
+    rows: dict[str, dict[str, Any]] = {}
+    first_split: dict[str, str] = {}
+    for rec in records:
+        vid = rec.video_id
+        if vid in first_split:
+            first = first_split[vid]
+            if first != rec.split:
+                failures.append((vid, f"listed in splits {first} and {rec.split}; kept {first}"))
+            continue  # per-frame label files repeat a video: its first row is kept
+        first_split[vid] = rec.split
+        if rec.split not in SPLITS:
+            failures.append((vid, f"unknown split '{rec.split}'"))
+            continue
+        path, searched = finder.find(rec)
+        if path is None:
+            where = ", ".join(str(p) for p in searched) or "no existing video folder"
+            failures.append((vid, f"video file not found (searched {where})"))
+            continue
+        size = path.stat().st_size
+        if size == 0:
+            failures.append((vid, f"empty video file {path}"))
+            continue
+        rows[vid] = {
+            "video_id": vid,
+            "corpus": corpus,
+            "path": os.path.abspath(path),
+            "split": rec.split,
+            "task": task,
+            "size_bytes": int(size),
+            "shard": shard_of(vid, n_shards),
+            "emotion": [float(v) for v in rec.emotion] if rec.emotion is not None else None,
+            "traits": [float(v) for v in rec.traits] if rec.traits is not None else None,
+            "transcript": rec.transcript or None,
+        }
+    return [rows[k] for k in sorted(rows)]
