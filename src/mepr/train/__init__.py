@@ -1,0 +1,1 @@
+"""Training of the three SSL-MEPR stages: data, losses, loop and the `train-*` commands."""

@@ -1,0 +1,100 @@
+"""`train-unimodal`, `train-cross`, `train-fusion`: the three training stages as commands.
+
+torch is imported inside the handlers only, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mepr.labels import MODALITIES
+
+PARAMS_HELP = (
+    "JSON text (or a .json file) of the config 'train' section; for stages 1-2 with "
+    "'encoder' replaced by the modality's encoder name"
+)
+
+
+def _unimodal(a: argparse.Namespace) -> None:
+    from mepr.train.params import parse_params
+    from mepr.train.stages import train_unimodal
+
+    train_unimodal(
+        modality=a.modality,
+        corpus=a.corpus,
+        manifest=a.manifest,
+        embeddings=a.embeddings,
+        params=parse_params(a.params),
+        seed=a.seed,
+        out=a.out,
+    )
+
+
+def _cross(a: argparse.Namespace) -> None:
+    from mepr.train.params import parse_params
+    from mepr.train.stages import train_cross
+
+    train_cross(
+        modality=a.modality,
+        stage1=a.stage1,
+        manifests=a.manifests,
+        embeddings=a.embeddings,
+        params=parse_params(a.params),
+        seed=a.seed,
+        out=a.out,
+    )
+
+
+def _fusion(a: argparse.Namespace) -> None:
+    from mepr.train.params import parse_params
+    from mepr.train.stages import train_fusion
+
+    train_fusion(
+        cross=a.cross,
+        manifests=a.manifests,
+        params=parse_params(a.params),
+        seed=a.seed,
+        out=a.out,
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train-unimodal",
+        help="stage 1: one modality, one corpus, its task (from the manifest)",
+    )
+    p.add_argument("--modality", required=True, choices=MODALITIES)
+    p.add_argument("--corpus", required=True, help="corpus name (recorded in the outputs)")
+    p.add_argument("--manifest", required=True, help="the corpus manifest.parquet")
+    p.add_argument("--embeddings", required=True, nargs="+", help="the modality's shards")
+    p.add_argument("--params", required=True, help=PARAMS_HELP)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_unimodal)
+
+    p = subparsers.add_parser(
+        "train-cross",
+        help="stage 2: cross-domain multi-task model of one modality (+ features.parquet)",
+    )
+    p.add_argument("--modality", required=True, choices=MODALITIES)
+    p.add_argument(
+        "--stage1", required=True, nargs="+", help="the modality's emotion and personality folders"
+    )
+    p.add_argument("--manifests", required=True, nargs="+", help="every corpus manifest")
+    p.add_argument(
+        "--embeddings", required=True, nargs="+", help="the modality's shards of every corpus"
+    )
+    p.add_argument("--params", required=True, help=PARAMS_HELP)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cross)
+
+    p = subparsers.add_parser(
+        "train-fusion", help="stage 3: multimodal fusion of the stage-2 outputs"
+    )
+    p.add_argument("--cross", required=True, nargs="+", help="one train-cross folder per modality")
+    p.add_argument("--manifests", required=True, nargs="+", help="every corpus manifest")
+    p.add_argument("--params", required=True, help="JSON text or file of the whole 'train' section")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_fusion)

@@ -1,0 +1,300 @@
+"""Shapes, masking and ablation switches of the stage 1-3 models; the selective scan."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mepr.models.encoders import (
+    MambaMixer,
+    build_encoder,
+    masked_mean,
+    selective_scan,
+)
+from mepr.models.fusion import FusionConfig, FusionModel
+from mepr.models.unimodal import CrossConfig, CrossDomainModel, UnimodalConfig, UnimodalModel
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _batch(b=4, t=7, d=12):
+    x = torch.randn(b, t, d)
+    mask = torch.ones(b, t, dtype=torch.bool)
+    mask[1, 4:] = False  # padded tail
+    mask[2] = False  # video missing from the modality
+    mask[3, 2] = False  # a frame without a face, mid-sequence
+    mask[3, 5] = False
+    return x, mask
+
+
+# --------------------------------------------------------------------------- selective scan
+def scan_step_by_step(u, delta, A, B, C, D, z, delta_bias):
+    """Textbook recurrence, one step at a time (the reference for the chunked scan)."""
+    delta = F.softplus(delta + delta_bias[:, None])
+    b, d, length = u.shape
+    h = torch.zeros(b, d, A.shape[1], dtype=u.dtype)
+    ys = []
+    for t in range(length):
+        decay = torch.exp(delta[:, :, t, None] * A)  # (b, d, n)
+        h = decay * h + delta[:, :, t, None] * B[:, None, :, t] * u[:, :, t, None]
+        ys.append((h * C[:, None, :, t]).sum(-1) + D * u[:, :, t])
+    return torch.stack(ys, dim=-1) * F.silu(z)
+
+
+@pytest.mark.parametrize("length,chunk", [(1, None), (9, None), (37, 8), (37, 5), (40, 16)])
+def test_selective_scan_matches_recurrence(length, chunk):
+    b, d, n = 2, 6, 4
+    g = torch.Generator().manual_seed(length)
+    u = torch.randn(b, d, length, generator=g, dtype=torch.float64)
+    delta = torch.randn(b, d, length, generator=g, dtype=torch.float64)
+    A = -torch.rand(d, n, generator=g, dtype=torch.float64) * 3
+    B = torch.randn(b, n, length, generator=g, dtype=torch.float64)
+    C = torch.randn(b, n, length, generator=g, dtype=torch.float64)
+    D = torch.randn(d, generator=g, dtype=torch.float64)
+    z = torch.randn(b, d, length, generator=g, dtype=torch.float64)
+    bias = torch.randn(d, generator=g, dtype=torch.float64)
+    ref = scan_step_by_step(u, delta, A, B, C, D, z, bias)
+    got = selective_scan(
+        u, delta, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, chunk_size=chunk
+    )
+    assert got.dtype == u.dtype
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_selective_scan_gradients_match_recurrence():
+    b, d, n, length = 1, 3, 2, 11
+    args = [
+        torch.randn(b, d, length, dtype=torch.float64),
+        torch.randn(b, d, length, dtype=torch.float64),
+        -torch.rand(d, n, dtype=torch.float64),
+        torch.randn(b, n, length, dtype=torch.float64),
+        torch.randn(b, n, length, dtype=torch.float64),
+        torch.randn(d, dtype=torch.float64),
+        torch.randn(b, d, length, dtype=torch.float64),
+        torch.randn(d, dtype=torch.float64),
+    ]
+    a1 = [a.clone().requires_grad_() for a in args]
+    a2 = [a.clone().requires_grad_() for a in args]
+    scan_step_by_step(*a1).sum().backward()
+    u, de, A, B, C, D, z, bias = a2
+    selective_scan(
+        u, de, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, chunk_size=4
+    ).sum().backward()
+    for x, y in zip(a1, a2, strict=True):
+        assert torch.isfinite(y.grad).all()
+        torch.testing.assert_close(y.grad, x.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_mamba_mixer_has_mamba_ssm_parameter_layout():
+    m = MambaMixer(d_model=40, d_state=8, d_conv=4, expand=2)
+    d_inner, dt_rank = 80, math.ceil(40 / 16)
+    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    assert shapes == {
+        "A_log": (d_inner, 8),
+        "D": (d_inner,),
+        "in_proj.weight": (2 * d_inner, 40),
+        "conv1d.weight": (d_inner, 1, 4),
+        "conv1d.bias": (d_inner,),
+        "x_proj.weight": (dt_rank + 16, d_inner),
+        "dt_proj.weight": (d_inner, dt_rank),
+        "dt_proj.bias": (d_inner,),
+        "out_proj.weight": (40, d_inner),
+    }
+    # A = -exp(A_log) starts at -(1..d_state); Δ = softplus(bias) starts in [1e-3, 0.1]
+    torch.testing.assert_close(-torch.exp(m.A_log[0]), -torch.arange(1.0, 9.0))
+    dt = F.softplus(m.dt_proj.bias.detach())
+    assert float(dt.min()) >= 1e-4 - 1e-7 and float(dt.max()) <= 0.1 + 1e-6
+
+
+def test_mamba_masked_steps_are_transparent():
+    m = MambaMixer(d_model=8, d_state=4).eval()
+    x = torch.randn(1, 6, 8)
+    mask = torch.tensor([[True, True, False, False, True, True]])
+    y = m(x, mask)
+    x2 = x.clone()
+    x2[:, 2:4] = 100.0  # garbage in the masked steps
+    torch.testing.assert_close(m(x2, mask)[:, mask[0]], y[:, mask[0]])
+
+
+# --------------------------------------------------------------------------- encoders
+@pytest.mark.parametrize("name", ["mamba", "transformer"])
+def test_encoder_shapes_and_masking(name):
+    enc = build_encoder(name, 16, layers=2, heads=4, dropout=0.0, d_state=4).eval()
+    x, mask = _batch(d=16)
+    y = enc(x, mask)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    x2 = x.clone()
+    x2[~mask] = 50.0  # values at masked steps must not leak into valid steps
+    torch.testing.assert_close(enc(x2, mask)[mask], y[mask])
+    pooled = masked_mean(y, mask)
+    assert pooled.shape == (4, 16)
+    assert torch.all(pooled[2] == 0)  # fully masked row pools to zeros
+
+
+def test_unknown_encoder_is_refused():
+    with pytest.raises(ValueError, match="unknown temporal encoder"):
+        build_encoder("lstm", 8)
+
+
+# --------------------------------------------------------------------------- stage 1 / 2
+def _unimodal(task, encoder, in_dim=12, hidden=16):
+    cfg = UnimodalConfig(
+        in_dim=in_dim, task=task, encoder=encoder, hidden_dim=hidden, out_features=8, d_state=4
+    )
+    return UnimodalModel(cfg)
+
+
+@pytest.mark.parametrize("encoder", ["mamba", "transformer"])
+def test_unimodal_outputs(encoder):
+    x, mask = _batch()
+    emo = _unimodal("emotion", encoder)(x, mask)
+    assert emo["output"].shape == (4, 7)
+    assert emo["features"].shape == (4, 16) and emo["sequence"].shape == (4, 7, 16)
+    per = _unimodal("personality", encoder)(x, mask)["output"]
+    assert per.shape == (4, 5) and bool(((per >= 0) & (per <= 1)).all())
+    for out in (emo["output"], per):
+        assert torch.isfinite(out).all()
+
+
+def test_unimodal_rejects_unknown_task():
+    with pytest.raises(ValueError):
+        _unimodal("age", "mamba")
+
+
+def test_cross_domain_model():
+    emo, per = _unimodal("emotion", "mamba"), _unimodal("personality", "transformer", hidden=8)
+    model = CrossDomainModel(emo, per, CrossConfig(hidden_dim=16, out_features=8, heads=2))
+    model.train()
+    assert not emo.training and not per.training  # frozen models never use dropout
+    x, mask = _batch()
+    out = model(x, mask)
+    assert out["emotion_logits"].shape == (4, 7)
+    assert out["personality_scores"].shape == (4, 5)
+    assert out["emotion_features"].shape == (4, 16)
+    assert out["personality_features"].shape == (4, 16)
+    assert all(torch.isfinite(v).all() for v in out.values())
+    assert bool(((out["personality_scores"] >= 0) & (out["personality_scores"] <= 1)).all())
+    assert torch.all(out["emotion_features"][2] == 0)  # missing video: zero features
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and not any(
+        n.startswith(("emotion_base", "personality_base")) for n in trainable
+    )
+    out["emotion_logits"].sum().backward()
+    assert all(p.grad is None for p in emo.parameters())
+    # prediction = mean of the bridge head and the frozen model
+    model.eval()
+    with torch.no_grad():
+        o = model(x, mask)
+        torch.testing.assert_close(
+            2 * o["emotion_logits"] - o["base_emotion_logits"],
+            model.emotion_head(torch.cat([o["emotion_features"], o["personality_features"]], -1)),
+        )
+        # training feeds cached stage-1 outputs: same result as encoding on the fly
+        cached = model(None, mask, base=model.base_outputs(x, mask))
+        for k, v in o.items():
+            torch.testing.assert_close(cached[k], v)
+    with pytest.raises(ValueError):
+        CrossDomainModel(per, emo, CrossConfig())
+
+
+# --------------------------------------------------------------------------- stage 3
+MODS = ("face", "audio", "text")
+DIMS = (10, 6, 8)
+
+
+def _fusion_inputs(b=5):
+    feats = {m: torch.randn(b, d) for m, d in zip(MODS, DIMS, strict=True)}
+    logits = torch.randn(b, len(MODS), 7)
+    scores = torch.rand(b, len(MODS), 5)
+    present = torch.ones(b, len(MODS), dtype=torch.bool)
+    present[1, 1] = False  # audio missing
+    present[2, :2] = False  # only text
+    present[3] = False  # nothing at all
+    return feats, logits, scores, present
+
+
+SWITCHES = [
+    "graph_attention",
+    "cross_attention",
+    "predict_projection_emotion",
+    "predict_projection_personality",
+    "guide_emotion",
+    "guide_personality",
+]
+
+
+@pytest.mark.parametrize("switch", [None, *SWITCHES])
+def test_fusion_ablation_switches(switch):
+    defaults = FusionConfig(modalities=MODS, input_dims=DIMS)
+    flags = {s: getattr(defaults, s) for s in SWITCHES}
+    if switch is not None:
+        flags[switch] = not flags[switch]
+    cfg = FusionConfig(modalities=MODS, input_dims=DIMS, hidden_dim=16, heads=4, **flags)
+    model = FusionModel(cfg).eval()
+    feats, logits, scores, present = _fusion_inputs()
+    out = model(feats, logits, scores, present)
+    assert out["emotion_logits"].shape == (5, 7)
+    assert out["personality_scores"].shape == (5, 5)
+    assert torch.isfinite(out["emotion_logits"]).all()
+    p = out["personality_scores"]
+    assert bool(((p >= 0) & (p <= 1)).all())
+    names = {n.split(".")[0] for n, _ in model.named_parameters()}
+    component = {
+        "graph_attention": "graph",
+        "cross_attention": "attn",
+        "predict_projection_emotion": "emotion_predict_proj",
+        "predict_projection_personality": "personality_predict_proj",
+        "guide_emotion": "emotion_guide",
+        "guide_personality": "personality_guide",
+    }
+    for s, name in component.items():
+        assert (name in names) == flags[s], s
+    # an absent modality does not influence the prediction
+    feats2 = dict(feats)
+    feats2["audio"] = feats["audio"].clone()
+    feats2["audio"][1] += 100.0
+    logits2 = logits.clone()
+    logits2[1, 1] += 100.0
+    out2 = model(feats2, logits2, scores, present)
+    torch.testing.assert_close(out2["emotion_logits"][1], out["emotion_logits"][1])
+    torch.testing.assert_close(out2["personality_scores"][1], out["personality_scores"][1])
+    # ... but a present one does
+    feats2["face"] = feats["face"] + 5.0
+    assert not torch.allclose(
+        model(feats2, logits, scores, present)["emotion_logits"][0], out["emotion_logits"][0]
+    )
+
+
+def test_fusion_guide_blends_cosine():
+    cfg = FusionConfig(
+        modalities=MODS,
+        input_dims=DIMS,
+        hidden_dim=8,
+        heads=2,
+        guide_emotion=True,
+        guide_personality=True,
+        predict_projection_emotion=False,
+        predict_projection_personality=False,
+        cross_attention=False,
+        graph_attention=False,
+    )
+    model = FusionModel(cfg).eval()
+    feats, logits, scores, present = _fusion_inputs()
+    with torch.no_grad():
+        out = model(feats, logits, scores, present)
+        nodes = torch.stack([model.projectors[m](feats[m]) for m in MODS], 1)
+        w = present.float().unsqueeze(-1)
+        r = (nodes * w).sum(1) / w.sum(1).clamp_min(1)
+        cos = F.cosine_similarity(r.unsqueeze(1), model.emotion_guide.unsqueeze(0), dim=-1)
+        torch.testing.assert_close(out["emotion_logits"], (model.emotion_head(r) + cos) / 2)
+
+
+def test_fusion_config_validates_dims():
+    with pytest.raises(ValueError):
+        FusionConfig(modalities=("face",), input_dims=())
