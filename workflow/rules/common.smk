@@ -6,6 +6,7 @@ import sys
 from mepr.corpora import source_files
 from mepr.config import ConfigError, validate_config
 from mepr.embed import demo_encoder_dir
+from mepr.provenance import code_digest
 from mepr.labels import IMAGE_MODALITIES, MODALITIES
 from mepr.shards import shard_fingerprint
 

@@ -10,6 +10,7 @@ rule demo_corpus:
     conda:
         f"{ENVS}/media.yaml"
     params:
+        code=code_digest("corpora"),
         root=lambda wc: config["corpora"][wc.corpus]["root"],
         task=lambda wc: config["corpora"][wc.corpus]["task"],
         demo=json_arg(config["demo"]),
@@ -36,6 +37,7 @@ checkpoint manifest:
     conda:
         f"{ENVS}/media.yaml"
     params:
+        code=code_digest("corpora", "shards"),
         corpus=lambda wc: json_arg(corpus_cfg(wc)),
         n_shards=config["n_shards"],
     shell:

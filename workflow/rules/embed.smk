@@ -14,6 +14,8 @@ rule demo_encoder:
         "results/logs/encoders/{name}.log",
     conda:
         f"{ENVS}/embed.yaml"
+    params:
+        code=code_digest("embed"),
     shell:
         "python -m mepr build-demo-encoder {wildcards.name} --out {output} > {log} 2>&1"
 
@@ -34,6 +36,7 @@ rule embed:
         runtime=60,
         gpu=1 if config["encoders"]["device"] == "cuda" else 0,
     params:
+        code=code_digest("embed", "media", "shards"),
         encoder=lambda wc: json_arg(encoder_section(wc.modality)),
     shell:
         "python -m mepr embed --modality {wildcards.modality} --input {input.data}"

@@ -16,6 +16,7 @@ rule train_unimodal:
         mem_mb=4000,
         runtime=120,
     params:
+        code=code_digest("models", "train", "metrics", "shards"),
         out="results/unimodal/{modality}/{corpus}",
         train=lambda wc: json_arg(train_section(wc.modality)),
         seed=SEED,
@@ -45,6 +46,7 @@ rule train_cross:
         mem_mb=4000,
         runtime=180,
     params:
+        code=code_digest("models", "train", "metrics", "shards"),
         stage1=lambda wc: expand(
             "results/unimodal/{modality}/{corpus}",
             modality=wc.modality,
@@ -84,6 +86,7 @@ rule train_fusion:
         mem_mb=6000,
         runtime=240,
     params:
+        code=code_digest("models", "train", "metrics", "shards"),
         cross=expand("results/unimodal/{modality}/cross", modality=MODALITIES),
         train=json_arg(train_section()),
         seed=SEED,
