@@ -20,28 +20,32 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, config: str = "config.yaml"
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     cmd = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args,
+        "--directory", str(workdir), "--configfile", str(workdir / config), *args,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
-def planned(proc: subprocess.CompletedProcess) -> dict[str, list[str]]:
+def planned(proc: subprocess.CompletedProcess) -> dict[str, list[dict[str, str]]]:
     """rule -> wildcards of each job a dry run plans."""
-    jobs: dict[str, list[str]] = {}
+    jobs: dict[str, list[dict[str, str]]] = {}
     rule = None
     for line in (proc.stdout + proc.stderr).splitlines():
         if m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line):
             rule = m.group(1)
             jobs.setdefault(rule, [])
         elif rule and (m := re.match(r"^\s+wildcards: (.*)", line)):
-            jobs[rule].append(m.group(1))
+            jobs[rule].append(dict(kv.split("=", 1) for kv in m.group(1).split(", ")))
     return jobs
 
 
@@ -61,8 +65,21 @@ def test_metrics_are_well_formed_and_beat_chance(demo_run):
     metrics = json.loads((demo_run / "results/fusion/metrics.json").read_text())
     for split in ("dev", "test"):
         emo, per = metrics[split]["emotion"], metrics[split]["personality"]
-        assert set(emo["per_class"]) == {"anger", "disgust", "fear", "happiness", "sadness", "surprise"}
-        assert set(per["per_class"]) == {"openness", "conscientiousness", "extraversion", "agreeableness", "non_neuroticism"}
+        assert set(emo["per_class"]) == {
+            "anger",
+            "disgust",
+            "fear",
+            "happiness",
+            "sadness",
+            "surprise",
+        }
+        assert set(per["per_class"]) == {
+            "openness",
+            "conscientiousness",
+            "extraversion",
+            "agreeableness",
+            "non_neuroticism",
+        }
         assert emo["mWACC"] == pytest.approx(emo["mUAR"])
         for value in (emo["mWACC"], emo["mF1"], per["mACC"]):
             assert 0.0 <= value <= 1.0
@@ -81,7 +98,8 @@ def test_metrics_are_well_formed_and_beat_chance(demo_run):
 
 def test_unchanged_rerun_has_nothing_to_do(demo_run):
     proc = snakemake(demo_run, "-n", "results/fusion/metrics.json")
-    assert "Nothing to be done" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Nothing to be done" in out, [line for line in out.splitlines() if "reason:" in line]
 
 
 def test_same_inputs_give_identical_metrics(demo_run):
@@ -91,19 +109,40 @@ def test_same_inputs_give_identical_metrics(demo_run):
     assert metrics.read_bytes() == before
 
 
+def test_one_modality_hyperparameter_reruns_that_modality_and_fusion(demo_run):
+    cfg = yaml.safe_load((demo_run / "config.yaml").read_text())
+    cfg["train"]["encoder"]["face"] = "transformer"
+    (demo_run / "face-transformer.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned(
+        snakemake(demo_run, "-n", "results/fusion/metrics.json", config="face-transformer.yaml")
+    )
+    assert sorted(jobs["train_unimodal"]) == [
+        "corpus=demo_emo, modality=face",
+        "corpus=demo_pers, modality=face",
+    ]
+    assert jobs["train_cross"] == ["modality=face"]
+    assert "train_fusion" in jobs
+    assert set(jobs) <= {"train_unimodal", "train_cross", "train_fusion", "all"}
+
+
 def test_adding_one_video_reextracts_only_its_shard(demo_run):
     root = demo_run / "results/demo/demo_emo"
     rows = list(csv.DictReader((root / "labels.csv").open()))
     new = dict(rows[0], video_id="demo_emo_added")
-    shutil.copy(root / "videos" / f"{rows[0]['video_id']}.mp4", root / "videos" / "demo_emo_added.mp4")
+    shutil.copy(
+        root / "videos" / f"{rows[0]['video_id']}.mp4", root / "videos" / "demo_emo_added.mp4"
+    )
     with (root / "labels.csv").open("a", newline="") as f:
         csv.DictWriter(f, fieldnames=list(rows[0])).writerow(new)
     snakemake(demo_run, "--cores", "1", "results/corpora/demo_emo/manifest.parquet")
     jobs = planned(snakemake(demo_run, "-n", "results/fusion/metrics.json"))
     k = shards.shard_of("demo_emo_added", 2)
-    assert jobs["frames"] == [f"corpus=demo_emo, k={k}"]
-    assert jobs["audio"] == [f"corpus=demo_emo, k={k}"]
-    assert len(jobs["embed"]) == 5 and all(f"k={k}" in w and "demo_emo" in w for w in jobs["embed"])
+    shard = {"corpus": "demo_emo", "k": str(k)}
+    assert jobs["frames"] == [shard] and jobs["audio"] == [shard] and jobs["transcripts"] == [shard]
+    assert sorted(j.pop("modality") for j in jobs["embed"]) == sorted(
+        ["face", "body", "scene", "audio", "text"]
+    )
+    assert all(j == shard for j in jobs["embed"])
     assert "train_fusion" in jobs
 
 
