@@ -308,6 +308,28 @@ def _outputs(labels: Labels, probs, scores, split: str, kind: str) -> dict[str, 
     return split_metrics(labels, labels.index(split), probs, scores, kind)
 
 
+def _multitask_step(model, opt, weighting, out, targets, teacher, params: TrainParams):
+    """One optimisation step of a two-task model (stages 2 and 3): the supervised and SSL loss
+    components, GradNorm's weight update on the shared trunk, then backward + Adam.
+    Returns the weighted loss, or None when the batch gave no loss term at all."""
+    comps = loss_components(
+        out["emotion_logits"],
+        out["personality_scores"],
+        *targets,
+        ssl=params.ssl,
+        teacher_logits=teacher[0],
+        teacher_scores=teacher[1],
+    )
+    if not comps:
+        return None
+    weighting.update(comps, model.shared_parameters())
+    loss = weighting.total(comps)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def train_cross(
     *,
     modality: str,
@@ -369,22 +391,11 @@ def train_cross(
             else:
                 rows = torch.from_numpy(np.searchsorted(train_idx_sorted, b))
                 o = model(None, mb, base={k: v[rows].to(device) for k, v in base.items()})
-            comps = loss_components(
-                o["emotion_logits"],
-                o["personality_scores"],
-                *(t[b].to(device) for t in tensors),
-                ssl=params.ssl,
-                teacher_logits=o["base_emotion_logits"],
-                teacher_scores=o["base_personality_scores"],
-            )
-            if not comps:
-                continue
-            weighting.update(comps, model.shared_parameters())
-            loss = weighting.total(comps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, n = total + loss.item() * len(b), n + len(b)
+            targets = [t[b].to(device) for t in tensors]
+            teacher = (o["base_emotion_logits"], o["base_personality_scores"])
+            loss = _multitask_step(model, opt, weighting, o, targets, teacher, params)
+            if loss is not None:
+                total, n = total + loss * len(b), n + len(b)
         return total / max(n, 1), {f"w_{k}": v for k, v in weighting.weights.items()}
 
     def evaluate():
@@ -628,22 +639,11 @@ def train_fusion(
                 t_logits, t_scores = o["emotion_logits"], o["personality_scores"]
             else:  # the stage-2 predictions averaged over the present modalities
                 t_logits, t_scores = teacher_logits[b].to(device), teacher_scores[b].to(device)
-            comps = loss_components(
-                o["emotion_logits"],
-                o["personality_scores"],
-                *(t[b].to(device) for t in tensors),
-                ssl=params.ssl,
-                teacher_logits=t_logits.detach(),
-                teacher_scores=t_scores.detach(),
-            )
-            if not comps:
-                continue
-            weighting.update(comps, model.shared_parameters())
-            loss = weighting.total(comps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, n = total + loss.item() * len(b), n + len(b)
+            targets = [t[b].to(device) for t in tensors]
+            teacher = (t_logits.detach(), t_scores.detach())
+            loss = _multitask_step(model, opt, weighting, o, targets, teacher, params)
+            if loss is not None:
+                total, n = total + loss * len(b), n + len(b)
         return total / max(n, 1), {f"w_{k}": v for k, v in weighting.weights.items()}
 
     def evaluate():
