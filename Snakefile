@@ -13,6 +13,7 @@ include: "workflow/rules/corpora.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

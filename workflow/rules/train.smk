@@ -7,7 +7,17 @@ rule train_unimodal:
         manifest="results/corpora/{corpus}/manifest.parquet",
         embeddings=lambda wc: embedding_shards(wc.corpus, wc.modality),
     output:
-        expand("results/unimodal/{{modality}}/{{corpus}}/{f}", f=UNIMODAL_FILES),
+        expand(
+            "results/unimodal/{{modality}}/{{corpus}}/{f}",
+            f=["model.safetensors", "config.json", "curves.csv"],
+        ),
+        report(
+            "results/unimodal/{modality}/{corpus}/metrics.json",
+            caption="../../src/mepr/report/captions/raw_metrics.rst",
+            category="Raw metrics",
+            subcategory="Stage 1",
+            labels={"modality": "{modality}", "corpus": "{corpus}"},
+        ),
     log:
         "results/logs/unimodal/{modality}/{corpus}.log",
     conda:
@@ -36,7 +46,14 @@ rule train_cross:
     output:
         expand(
             "results/unimodal/{{modality}}/cross/{f}",
-            f=UNIMODAL_FILES + ["features.parquet"],
+            f=["model.safetensors", "config.json", "curves.csv", "features.parquet"],
+        ),
+        report(
+            "results/unimodal/{modality}/cross/metrics.json",
+            caption="../../src/mepr/report/captions/raw_metrics.rst",
+            category="Raw metrics",
+            subcategory="Stage 2",
+            labels={"modality": "{modality}", "corpus": "cross"},
         ),
     log:
         "results/logs/unimodal/{modality}/cross.log",
@@ -73,10 +90,16 @@ rule train_fusion:
             f=[
                 "model.safetensors",
                 "config.json",
-                "metrics.json",
                 "curves.csv",
                 "predictions.parquet",
             ],
+        ),
+        report(
+            "results/fusion/metrics.json",
+            caption="../../src/mepr/report/captions/raw_metrics.rst",
+            category="Raw metrics",
+            subcategory="Stage 3",
+            labels={"modality": "fusion", "corpus": "all"},
         ),
     log:
         "results/logs/fusion.log",
