@@ -9,7 +9,19 @@ import argparse
 import sys
 
 
+def _quiet_libraries() -> None:
+    """Keep the terminal for predict's own progress bar: no per-model loading bars."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def _predict(a: argparse.Namespace) -> None:
+    _quiet_libraries()
     from mepr.predict import PredictError, predict_videos
 
     result = predict_videos(
