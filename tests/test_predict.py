@@ -190,13 +190,9 @@ def test_batch_predicts_good_videos_and_reports_bad_ones(predicted):
     assert summary["n_ok"] == 3 and summary["n_failed"] == 3
     assert {v["id"] for v in summary["videos"]} == {"demo_pers_0000", "good", "portrait_12fps"}
     errors = {Path(f["path"]).name: f["error"] for f in summary["failed"]}
-    assert errors == {
-        "truncated.mp4": "cannot open video (unsupported or corrupt container); "
-        + errors["truncated.mp4"].split("; ", 1)[1],
-        "empty.mp4": "empty file",
-        "missing.mp4": "file not found",
-    }
-    assert errors["truncated.mp4"].split("; ")[1].startswith("ffmpeg could not decode audio")
+    assert set(errors) == {"truncated.mp4", "empty.mp4", "missing.mp4"}
+    assert "empty" in errors["empty.mp4"] and "not found" in errors["missing.mp4"]
+    assert "; " in errors["truncated.mp4"]  # neither frames nor audio: both reasons
     assert summary["videos_per_second"] > 0
     index = (out / "index.html").read_text()
     assert "3 predicted, 3 failed" in index and "empty file" in index

@@ -105,7 +105,10 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     missing = [m for m in mods if not per[m]["present"]]
     text = f"Based on {len(used)} of {len(mods)} modalities ({_join(used)})"
     if missing:
-        reasons = _join([f"{m}: {per[m]['missing_reason']}" for m in missing])
+        by_reason: dict[str, list[str]] = {}
+        for m in missing:
+            by_reason.setdefault(per[m]["missing_reason"], []).append(m)
+        reasons = "; ".join(f"{_join(ms)}: {why}" for why, ms in by_reason.items())
         text += f"; missing — {reasons}"
     points.append(text + ".")
 
@@ -116,7 +119,7 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
         best = max(drops, key=drops.get)
         if drops[best] >= 0.01:
             points.append(
-                f"The {_modality(best)} supports the {top} estimate most: "
+                f"Most support for the {top} estimate comes from the {_modality(best)}: "
                 f"without it, p({top}) would be {100 * drops[best]:.0f} points lower."
             )
         else:

@@ -101,7 +101,7 @@ VIDEO = """<!DOCTYPE html>
 </div>
 <section class="card" id="keyframes">
   <h2>Key frames</h2>
-  <p class="sub">The {{ n_frames }} frames the model saw{% if n_shown < n_frames %} ({{ n_shown }} shown){% endif %}: the scene with the detected
+  <p class="sub">{% if n_frames %}The {{ n_frames }} frames the model saw{% if n_shown < n_frames %} ({{ n_shown }} shown){% endif %}{% else %}What the model would see{% endif %}: the scene with the detected
   <span style="color:#e11d48;font-weight:600">face</span> and <span style="color:#f97316;font-weight:600">body</span> boxes, then the face and body crops the encoders embedded.</p>
   {% if frames %}
   <div class="rowlabel"><span class="dot" style="background:#0ea5e9"></span>Scene</div>
