@@ -23,6 +23,7 @@ demo: setup
 	$(BIN)/snakemake --cores $(CORES) results/fusion/metrics.json
 
 test: setup
+	-bash workflow/scripts/install-test-deps.sh  # chromium for the report tests (skipped without it)
 	$(BIN)/pytest
 
 lint: setup

@@ -21,3 +21,4 @@ rule all:
     input:
         "results/fusion/metrics.json",
         expand("results/failures/{corpus}.parquet", corpus=CORPORA),
+        rules.report_plots.input,

@@ -1,5 +1,4 @@
 # Training: stage 1 (modality x corpus), stage 2 (modality, cross-domain), stage 3 (fusion).
-UNIMODAL_FILES = ["model.safetensors", "config.json", "metrics.json", "curves.csv"]
 
 
 rule train_unimodal:
