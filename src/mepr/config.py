@@ -111,7 +111,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | str) -> T:
 
 @dataclass(frozen=True)
 class FramesParams:
+    """Frame sampling: `n_frames` spread uniformly, or (`fps` set, it wins) `fps` per second."""
+
     n_frames: int = 8
+    fps: float | None = None
     crop_size: int = 224
     jpeg_quality: int = 90
 
@@ -128,6 +131,8 @@ class DetectParams:
 @dataclass(frozen=True)
 class AudioParams:
     sample_rate: int = 16000
+    # a track whose RMS level is below this (dBFS; all-zero = -inf) is recorded as silent
+    silence_dbfs: float = -60.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,8 @@ class EncoderParams:
     max_tokens: int = 48
     batch_size: int = 16
     device: str = "auto"
+    # audio: at most this many seconds of (padded) audio per batch, whatever batch_size says
+    max_batch_seconds: float = 240.0
 
 
 @dataclass(frozen=True)
@@ -161,3 +168,5 @@ class DemoParams:
     width: int = 320
     height: int = 240
     transcripts_for: list[str] = field(default_factory=list)
+    # also write a few broken clips (train split, labelled): see mepr.corpora.demo.BAD_INPUTS
+    bad_inputs: bool = True

@@ -6,6 +6,11 @@ EMBED_INPUT = {
     "text": "results/transcripts/{corpus}/shard-{k}.parquet",
 }
 
+# what an audio embedding job also depends on: how much audio one batch may hold
+EMBED_EXTRA = {
+    "audio": {"max_batch_seconds": config["encoders"]["max_batch_seconds"]},
+}
+
 
 rule demo_encoder:
     output:
@@ -37,7 +42,10 @@ rule embed:
         gpu=1 if config["encoders"]["device"] == "cuda" else 0,
     params:
         code=code_digest("embed", "media", "shards"),
-        encoder=lambda wc: json_arg(encoder_section(wc.modality)),
+        encoder=lambda wc: json_arg(
+            {**encoder_section(wc.modality), **EMBED_EXTRA.get(wc.modality, {})}
+        ),
     shell:
-        "python -m mepr embed --modality {wildcards.modality} --input {input.data}"
+        # mepr.embed: `mepr embed` that also stores the encoder's identity in the metadata
+        "python -m mepr.embed --modality {wildcards.modality} --input {input.data}"
         " --params {params.encoder} --out {output.shard} --failures {output.failures} > {log} 2>&1"

@@ -11,6 +11,9 @@ Model references in config are resolved here, once:
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
 import importlib.util
 from pathlib import Path
 
@@ -47,3 +50,39 @@ def pick_device(wanted: str) -> str:
     if wanted == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
     return wanted
+
+
+def library_versions(*distributions: str) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None where not installed)."""
+    out: dict[str, str | None] = {}
+    for name in distributions:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx")
+
+
+@functools.lru_cache(maxsize=32)
+def weights_digest(path: Path) -> dict[str, str] | None:
+    """sha256 of a local model's weight files (a file, or the weight files of a folder), so a
+    shard names the exact weights even where the model reference is only a folder name."""
+    path = Path(path)
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    )
+    if not files:
+        return None
+    out = {}
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        out[str(f.relative_to(path)) if f != path else f.name] = h.hexdigest()
+    return out

@@ -1,41 +1,130 @@
-"""Wav2Vec2 hidden states (transformers), pooled into fixed windows of time."""
+"""Wav2Vec2 hidden states (transformers), pooled into fixed windows of time.
+
+Clips are encoded in batches across videos. `batch_plan` sorts them by length and groups
+neighbours (at most `batch_size` clips and `max_batch_seconds` of padded audio per batch);
+a batch is zero-padded with an attention mask. Only frames computed from real samples are
+pooled (the conv feature encoder's output length of each clip), so for models whose feature
+encoder uses layer norm (`feat_extract_norm: layer`, as wav2vec2-large-robust and the demo
+encoder) a clip's vectors equal those of encoding it alone, up to float rounding. Models with
+group norm (wav2vec2-base) are not padding-invariant: for them only clips of equal length
+share a batch.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from mepr.config import EncoderParams
-from mepr.embed import pick_device, resolve_model_ref
+from mepr.embed import library_versions, pick_device, resolve_model_ref, weights_digest
 
 
 class Wav2Vec2Encoder:
     def __init__(self, params: EncoderParams):
         from transformers import AutoFeatureExtractor, Wav2Vec2Model
 
+        self.params = params
         self.device = pick_device(params.device)
-        path = resolve_model_ref(params.model)
-        self.extractor = AutoFeatureExtractor.from_pretrained(path)
+        self.resolved = resolve_model_ref(params.model)
+        self.extractor = AutoFeatureExtractor.from_pretrained(self.resolved)
         dtype = torch.float16 if self.device == "cuda" else torch.float32
-        self.model = Wav2Vec2Model.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        self.model = Wav2Vec2Model.from_pretrained(self.resolved, dtype=dtype)
+        self.model = self.model.to(self.device).eval()
+        self.dtype = dtype
         self.layer = params.layer
         self.window_s = params.window_s
         self.sample_rate = int(self.extractor.sampling_rate)
         self.name = f"wav2vec2:{params.model}:layer{params.layer}"
+        # padding + attention mask leaves a clip's outputs unchanged only with layer norm
+        self.padding_invariant = self.model.config.feat_extract_norm == "layer"
+        stride = float(np.prod(self.model.config.conv_stride))
+        self.step_s = stride / self.sample_rate  # one vector per conv stride (20 ms at 16 kHz)
+        self.per_window = max(1, round(self.window_s / self.step_s))
 
     @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
+    def identity(self) -> dict[str, Any]:
+        cfg = self.model.config
+        local = Path(self.resolved)
+        return {
+            "library": "transformers",
+            "class": type(self.model).__name__,
+            "model": self.params.model,
+            "resolved": self.resolved,
+            "revision": getattr(cfg, "_commit_hash", None),
+            "weights": weights_digest(local) if local.exists() else None,
+            "layer": self.layer,
+            "n_layers": int(cfg.num_hidden_layers),
+            "pooling": f"mean over {self.per_window} frames ({self.per_window * self.step_s:g} s)",
+            "dim": self.dim,
+            "sample_rate": self.sample_rate,
+            "feat_extract_norm": cfg.feat_extract_norm,
+            "batching": "padded + attention mask" if self.padding_invariant else "equal lengths",
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": self.device,
+            "versions": library_versions("transformers", "torch"),
+        }
+
+    def batch_plan(self, lengths: list[int]) -> list[list[int]]:
+        """Indices into `lengths`, grouped into batches of similar length."""
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        cap = self.params.max_batch_seconds * self.sample_rate
+        batches: list[list[int]] = []
+        for i in order:
+            if batches:
+                b = batches[-1]
+                longest = max(lengths[i], lengths[b[0]])  # sorted: the new one is the longest
+                fits = len(b) < self.params.batch_size and (len(b) + 1) * longest <= cap
+                if fits and (self.padding_invariant or lengths[i] == lengths[b[0]]):
+                    b.append(i)
+                    continue
+            batches.append([i])
+        return batches
+
     @torch.inference_mode()
+    def forward(self, values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The bare encoder: (B, samples) -> (B, frames, dim) hidden states of `layer`."""
+        values = values.to(self.device, self.dtype)
+        mask = mask.to(self.device) if mask is not None else None
+        if self.layer == -1:
+            return self.model(values, attention_mask=mask).last_hidden_state
+        out = self.model(values, attention_mask=mask, output_hidden_states=True)
+        return out.hidden_states[self.layer]
+
+    def prepare(self, clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """float32 mono clips -> padded, normalised input values and the attention mask."""
+        inputs = self.extractor(
+            clips,
+            sampling_rate=self.sample_rate,
+            padding=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        mask = inputs.get("attention_mask") if self.padding_invariant else None
+        return inputs["input_values"], mask
+
+    def pool(self, hidden: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
+        """(B, frames, dim) -> per clip (windows, dim), over the frames of its real samples."""
+        n_frames = self.model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()
+        hidden = hidden.float().cpu().numpy()
+        out = []
+        for h, n in zip(hidden, n_frames, strict=True):
+            h = h[: max(1, int(n))]
+            w = self.per_window
+            n_win = int(np.ceil(len(h) / w))
+            out.append(np.stack([h[i * w : (i + 1) * w].mean(0) for i in range(n_win)]))
+        return out
+
+    def encode_batch(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """float32 mono clips at the model's rate -> one (windows, dim) array per clip."""
+        values, mask = self.prepare(clips)
+        return self.pool(self.forward(values, mask), [len(c) for c in clips])
+
     def encode(self, audio: np.ndarray) -> np.ndarray:
-        """float32 mono at the model's rate -> (windows, dim); the whole clip in one pass."""
-        inputs = self.extractor(audio, sampling_rate=self.sample_rate, return_tensors="pt")
-        values = inputs["input_values"].to(self.device, next(self.model.parameters()).dtype)
-        out = self.model(values, output_hidden_states=True)
-        hidden = out.hidden_states[self.layer][0].float().cpu().numpy()  # (T, dim)
-        # wav2vec2 emits one vector per conv stride (320 samples = 20 ms at 16 kHz)
-        step_s = float(np.prod(self.model.config.conv_stride)) / self.sample_rate
-        per_window = max(1, round(self.window_s / step_s))
-        n = int(np.ceil(len(hidden) / per_window))
-        return np.stack([hidden[i * per_window : (i + 1) * per_window].mean(0) for i in range(n)])
+        """One clip -> (windows, dim); the whole clip in one pass."""
+        return self.encode_batch([audio])[0]

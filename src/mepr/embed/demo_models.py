@@ -47,6 +47,11 @@ def _build_tiny_wav2vec2(out: Path) -> None:
         conv_dim=(32,) * 7,
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=4,
+        # the architecture of wav2vec2-large-robust (the paper's audio encoder): layer norm in
+        # the feature encoder, so padded batches with an attention mask are exact
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
     )
     Wav2Vec2Model(config).save_pretrained(out, safe_serialization=True)
     Wav2Vec2FeatureExtractor(

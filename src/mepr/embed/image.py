@@ -1,44 +1,125 @@
-"""CLIP image embeddings through open_clip (face, body and scene crops)."""
+"""CLIP image embeddings through open_clip (face, body and scene crops).
+
+Batches are formed across videos (every crop of a shard, in order). Preprocessing is the
+model's own open_clip transform; when that transform is the standard one (resize the short
+side to S, centre crop S x S, to tensor, normalise) and an image's short side already is S
+(face/body crops of `frames.crop_size` = S, scene images resized to it), it is done on whole
+batches with numpy/torch instead of image by image through PIL: the same numbers (PIL's
+resize to the same size is a copy), without the per-image overhead.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from mepr.config import EncoderParams
-from mepr.embed import pick_device, resolve_model_ref
+from mepr.embed import library_versions, pick_device, resolve_model_ref, weights_digest
+
+_POOLING = {"tok": "class token", "avg": "mean of patch tokens", "none": "all tokens"}
+
+
+def _standard_transform(preprocess) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(S, mean, std) when `preprocess` is Resize(S) -> CenterCrop(S) -> RGB -> tensor -> Normalize."""
+    steps = getattr(preprocess, "transforms", None)
+    names = [type(t).__name__ for t in steps or []]
+    if names != ["Resize", "CenterCrop", "MaybeConvertMode", "MaybeToTensor", "Normalize"]:
+        return None
+    resize, crop, _, _, norm = steps
+    size = resize.size
+    size = size[0] if isinstance(size, (list, tuple)) and len(size) == 1 else size
+    if not isinstance(size, int) or tuple(crop.size) != (size, size):
+        return None
+    if getattr(resize, "max_size", None) is not None:
+        return None
+    return size, np.asarray(norm.mean, np.float32), np.asarray(norm.std, np.float32)
 
 
 class ClipImageEncoder:
     def __init__(self, params: EncoderParams):
         import open_clip
 
+        self.params = params
         self.device = pick_device(params.device)
-        ref = resolve_model_ref(params.model)
-        if params.model.startswith("demo:"):
-            ref = f"local-dir:{ref}"
+        self.resolved = resolve_model_ref(params.model)
+        ref = f"local-dir:{self.resolved}" if params.model.startswith("demo:") else self.resolved
         precision = "fp16" if self.device == "cuda" else "fp32"
         model, _, preprocess = open_clip.create_model_and_transforms(
             ref, pretrained=params.pretrained, device=self.device, precision=precision
         )
         self.model = model.eval()
+        self.dtype = next(self.model.parameters()).dtype
         self.preprocess = preprocess
         self.batch_size = params.batch_size
         self.name = f"open_clip:{params.model}:{params.pretrained or ''}"
+        std = _standard_transform(preprocess)
+        self._size = std[0] if std else None
+        if std:
+            self._mean = torch.from_numpy(std[1]).view(1, 3, 1, 1)
+            self._std = torch.from_numpy(std[2]).view(1, 3, 1, 1)
 
     @property
     def dim(self) -> int:
         return int(self.model.visual.output_dim)
 
+    def identity(self) -> dict[str, Any]:
+        """What produced the vectors: stored in every embedding shard's metadata."""
+        visual = self.model.visual
+        pool = str(getattr(visual, "pool_type", "tok"))
+        local = Path(self.resolved)
+        return {
+            "library": "open_clip",
+            "model": self.params.model,
+            "resolved": self.resolved,
+            "pretrained": self.params.pretrained,
+            "weights": weights_digest(local) if local.exists() else None,
+            "layer": "image tower output (visual projection)",
+            "pooling": _POOLING.get(pool, pool),
+            "normalised": False,
+            "dim": self.dim,
+            "image_size": list(getattr(visual, "image_size", ())),
+            "preprocess": " ".join(repr(self.preprocess).split()),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": self.device,
+            "versions": library_versions("open_clip_torch", "torch", "torchvision", "pillow"),
+        }
+
+    # ---- preprocessing
+    def preprocess_batch(self, images: list[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 images -> (N, 3, S, S) float32, exactly as the model's transform does."""
+        if self._size is None or any(min(im.shape[:2]) != self._size for im in images):
+            return torch.stack([self.preprocess(Image.fromarray(im)) for im in images])
+        s = self._size
+        crops = []
+        for im in images:  # torchvision's CenterCrop offsets
+            h, w = im.shape[:2]
+            top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+            crops.append(im[top : top + s, left : left + s])
+        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255)
+        return x.sub_(self._mean).div_(self._std)
+
+    # ---- forward
     @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> np.ndarray:
+        """The bare encoder: a preprocessed batch -> (N, dim) float32."""
+        out = self.model.encode_image(batch.to(self.device, self.dtype))
+        return out.float().cpu().numpy()
+
+    def encode_batches(self, batches: Iterable[list[np.ndarray]]) -> Iterator[np.ndarray]:
+        for images in batches:
+            if images:
+                yield self.forward(self.preprocess_batch(images))
+            else:
+                yield np.zeros((0, self.dim), np.float32)
+
     def encode(self, images: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 images -> (N, dim) float32 (not L2-normalised, as in the reference)."""
-        out = []
-        dtype = next(self.model.parameters()).dtype
-        for i in range(0, len(images), self.batch_size):
-            batch = torch.stack(
-                [self.preprocess(Image.fromarray(im)) for im in images[i : i + self.batch_size]]
-            )
-            out.append(self.model.encode_image(batch.to(self.device, dtype)).float().cpu().numpy())
+        b = self.batch_size
+        chunks = (images[i : i + b] for i in range(0, len(images), b))
+        out = list(self.encode_batches(chunks))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

@@ -1,18 +1,34 @@
-"""Embedding shards: one (steps x dim) sequence per video and modality."""
+"""Embedding shards: one (steps x dim) sequence per video and modality.
+
+Every function batches across the videos of the shard (images in shard order, audio clips
+and texts sorted by length), and records the encoder's identity (model, weights, layer,
+pooling, library versions: `encoder.identity()`) in `ShardResult.meta`, which `write_shard`
+stores in the shard's metadata next to the config section.
+
+`python -m mepr.embed` (what the workflow runs) is `write_shard` on the command line.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from mepr import shards
-from mepr.config import EncoderParams
+from mepr.config import EncoderParams, from_dict
 from mepr.media.detect import decode_jpeg
 from mepr.media.extract import ShardResult
+
+IMAGE_MODALITIES = ("face", "body", "scene")
+# wav2vec2's conv stack needs ~25 ms of signal: shorter tracks are stored as one masked step
+MIN_AUDIO_S = 0.1
 
 
 def embedding_row(video_id: str, values: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
@@ -21,74 +37,213 @@ def embedding_row(video_id: str, values: np.ndarray, mask: np.ndarray) -> dict[s
         "video_id": video_id,
         "n_steps": int(values.shape[0]),
         "dim": int(values.shape[1]),
-        "values": values.tolist(),
+        "values": list(values),  # rows as numpy arrays: Arrow converts them without Python floats
         "step_mask": [bool(m) for m in mask],
     }
 
 
+def _read_columns(path: str | Path, schema: shards.ShardSchema, columns: list[str]) -> pa.Table:
+    """shards.read_table's checks, reading only `columns` (crops of other modalities stay on disk)."""
+    p = Path(path)
+    meta = (pq.read_schema(p).metadata or {}) if p.exists() else {}
+    if (
+        meta.get(b"mepr.schema") != schema.name.encode()
+        or meta.get(b"mepr.schema_version") != str(schema.version).encode()
+    ):
+        return shards.read_table(p, schema).select(columns)  # raises the usual ShardError
+    return pq.read_table(p, columns=columns)
+
+
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in keys])
+
+
+def _identity(encoder) -> dict[str, Any]:
+    return encoder.identity() if hasattr(encoder, "identity") else {"name": encoder.name}
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+
+
+def _jpeg_batches(jpegs: list[bytes], batch_size: int, workers: int = 2) -> Iterator[list]:
+    """Decoded batches, the next one decoded in a background thread while the model runs."""
+    chunks = [jpegs[i : i + batch_size] for i in range(0, len(jpegs), batch_size)]
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = pool.submit(lambda c: [decode_jpeg(b) for b in c], chunks[0])
+        for nxt in chunks[1:]:
+            done = pending.result()
+            pending = pool.submit(lambda c: [decode_jpeg(b) for b in c], nxt)
+            yield done
+        yield pending.result()
+
+
 def embed_image_shard(
-    frames_shard: str | Path, modality: str, params: EncoderParams
+    frames_shard: str | Path, modality: str, params: EncoderParams, encoder=None
 ) -> ShardResult:
-    """face / body / scene crops -> CLIP embeddings; steps without a crop are zeros, masked."""
+    """face / body / scene crops -> CLIP embeddings; steps without a crop are zeros, masked.
+
+    Crops are decoded batch by batch (never the whole shard at once); `encoder` reuses a
+    loaded ClipImageEncoder."""
     from mepr.embed.image import ClipImageEncoder
 
+    if modality not in IMAGE_MODALITIES:
+        raise ValueError(f"not an image modality: {modality}")
     result = ShardResult()
-    frames = pl.from_arrow(shards.read_table(frames_shard, shards.FRAMES)).sort(
-        ["video_id", "step"]
-    )
-    encoder = ClipImageEncoder(params)
     column = f"{modality}_jpeg"
-    crops = frames.filter(pl.col(column).is_not_null())
-    images = [
-        decode_jpeg(b) for b in tqdm(crops[column].to_list(), desc=f"decode {modality} crops")
-    ]
-    vectors = encoder.encode(images) if images else np.zeros((0, encoder.dim), np.float32)
-    by_key = dict(zip(zip(crops["video_id"], crops["step"], strict=True), vectors, strict=True))
-    for (vid,), group in frames.group_by(["video_id"], maintain_order=True):
-        steps = group["step"].to_list()
-        values = np.zeros((len(steps), encoder.dim), np.float32)
-        mask = np.zeros(len(steps), bool)
-        for i, step in enumerate(steps):
-            if (vid, step) in by_key:
-                values[i], mask[i] = by_key[(vid, step)], True
-        result.rows.append(embedding_row(vid, values, mask))
+    frames = _sorted(
+        _read_columns(frames_shard, shards.FRAMES, ["video_id", "step", column]),
+        ["video_id", "step"],
+    )
+    encoder = encoder or ClipImageEncoder(params)
+    result.meta["encoder_identity"] = _identity(encoder)
+    vids = frames.column("video_id").to_pylist()
+    steps = frames.column("step").to_pylist()
+    jpegs = frames.column(column).to_pylist()
+    have = [i for i, b in enumerate(jpegs) if b is not None]
+    vectors = np.zeros((len(jpegs), encoder.dim), np.float32)
+    mask = np.zeros(len(jpegs), bool)
+    done = 0
+    bar = tqdm(total=len(have), desc=f"{modality} embeddings", unit="crop")
+    for out in encoder.encode_batches(_jpeg_batches([jpegs[i] for i in have], encoder.batch_size)):
+        rows = have[done : done + len(out)]
+        vectors[rows], mask[rows] = out, True
+        done += len(out)
+        bar.update(len(out))
+    bar.close()
+    del jpegs
+    start = 0
+    for end in range(1, len(vids) + 1):  # rows are sorted by video, then step
+        if end == len(vids) or vids[end] != vids[start]:
+            order = np.argsort(steps[start:end], kind="stable") + start
+            result.rows.append(embedding_row(vids[start], vectors[order], mask[order]))
+            start = end
     return result
 
 
-def embed_audio_shard(audio_shard: str | Path, params: EncoderParams) -> ShardResult:
+# ---------------------------------------------------------------------------------------------
+# audio
+
+
+def embed_audio_shard(audio_shard: str | Path, params: EncoderParams, encoder=None) -> ShardResult:
+    """Audio tracks -> Wav2Vec2 windows, batched across videos (see mepr.embed.audio)."""
     from mepr.embed.audio import Wav2Vec2Encoder
 
     result = ShardResult()
-    audio = pl.from_arrow(shards.read_table(audio_shard, shards.AUDIO)).sort("video_id")
-    encoder = Wav2Vec2Encoder(params)
-    for row in tqdm(audio.iter_rows(named=True), total=audio.height, desc="audio embeddings"):
-        pcm = np.frombuffer(row["pcm_s16le"], dtype="<i2").astype(np.float32) / 32768.0
+    audio = _sorted(shards.read_table(audio_shard, shards.AUDIO), ["video_id"])
+    encoder = encoder or Wav2Vec2Encoder(params)
+    result.meta["encoder_identity"] = _identity(encoder)
+    rows: dict[str, dict[str, Any]] = {}
+    clips: list[np.ndarray] = []
+    clip_ids: list[str] = []
+    for row in audio.to_pylist():
+        vid = row["video_id"]
         if row["sample_rate"] != encoder.sample_rate:
             result.fail(
-                row["video_id"],
+                vid,
                 "embed_audio",
                 f"audio at {row['sample_rate']} Hz, encoder wants {encoder.sample_rate}",
             )
             continue
-        # wav2vec2's conv stack needs ~25 ms of signal: shorter tracks count as silent
-        if pcm.size < encoder.sample_rate // 10:
-            result.rows.append(
-                embedding_row(row["video_id"], np.zeros((1, encoder.dim)), np.zeros(1, bool))
-            )
+        pcm = np.frombuffer(row["pcm_s16le"], dtype="<i2").astype(np.float32) / 32768.0
+        if pcm.size < encoder.sample_rate * MIN_AUDIO_S:  # no track, or too short to encode
+            rows[vid] = embedding_row(vid, np.zeros((1, encoder.dim)), np.zeros(1, bool))
             continue
-        values = encoder.encode(pcm)
-        result.rows.append(embedding_row(row["video_id"], values, np.ones(len(values), bool)))
+        rows[vid] = {}
+        clips.append(pcm)
+        clip_ids.append(vid)
+    del audio
+    plan = encoder.batch_plan([len(c) for c in clips])
+    with tqdm(total=len(clips), desc="audio embeddings", unit="clip") as bar:
+        for batch in plan:
+            for i, values in zip(
+                batch, encoder.encode_batch([clips[i] for i in batch]), strict=True
+            ):
+                rows[clip_ids[i]] = embedding_row(clip_ids[i], values, np.ones(len(values), bool))
+            bar.update(len(batch))
+    result.rows.extend(rows[v] for v in sorted(rows))
     return result
 
 
-def embed_text_shard(transcripts_shard: str | Path, params: EncoderParams) -> ShardResult:
+# ---------------------------------------------------------------------------------------------
+# text
+
+
+def embed_text_shard(
+    transcripts_shard: str | Path, params: EncoderParams, encoder=None
+) -> ShardResult:
+    """Transcripts -> token (or pooled) vectors; an empty transcript is one masked step set."""
     from mepr.embed.text import TextEncoder
 
     result = ShardResult()
-    table = pl.from_arrow(shards.read_table(transcripts_shard, shards.TRANSCRIPTS)).sort("video_id")
-    encoder = TextEncoder(params)
-    texts = [t or "" for t in table["text"].to_list()]
-    for vid, text, values in zip(table["video_id"], texts, encoder.encode(texts), strict=True):
+    table = _sorted(
+        _read_columns(transcripts_shard, shards.TRANSCRIPTS, ["video_id", "text"]), ["video_id"]
+    )
+    encoder = encoder or TextEncoder(params)
+    result.meta["encoder_identity"] = _identity(encoder)
+    ids = table.column("video_id").to_pylist()
+    texts = [t or "" for t in table.column("text").to_pylist()]
+    for vid, text, values in zip(ids, texts, encoder.encode(texts), strict=True):
         mask = np.full(len(values), bool(text.strip()))
         result.rows.append(embedding_row(vid, values, mask))
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# one shard, end to end
+
+
+def embed_shard(modality: str, input_shard: str | Path, params: EncoderParams) -> ShardResult:
+    if modality in IMAGE_MODALITIES:
+        return embed_image_shard(input_shard, modality, params)
+    if modality == "audio":
+        return embed_audio_shard(input_shard, params)
+    if modality == "text":
+        return embed_text_shard(input_shard, params)
+    raise ValueError(f"unknown modality '{modality}'")
+
+
+def shard_metadata(modality: str, params: EncoderParams, result: ShardResult) -> dict[str, Any]:
+    """What an embedding shard's metadata holds: the config section and the encoder identity."""
+    return {"modality": modality, "encoder": vars(params), **result.meta}
+
+
+def write_shard(
+    modality: str,
+    input_shard: str | Path,
+    params: EncoderParams | dict | str,
+    out: str | Path,
+    failures: str | Path,
+) -> ShardResult:
+    """Encode one shard of one modality; write the embeddings and the failures table."""
+    if not isinstance(params, EncoderParams):
+        params = from_dict(EncoderParams, params)
+    result = embed_shard(modality, input_shard, params)
+    meta = shard_metadata(modality, params, result)
+    shards.write_table(result.rows, shards.EMBEDDINGS, out, params=meta)
+    shards.write_table(result.failures, shards.FAILURES, failures, params=meta)
+    if result.failures:
+        print(f"{len(result.failures)} problem(s) recorded in {failures}", file=sys.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m mepr.embed", description="encode one modality of one shard"
+    )
+    p.add_argument("--modality", required=True, choices=[*IMAGE_MODALITIES, "audio", "text"])
+    p.add_argument("--input", required=True, help="frames, audio or transcripts shard")
+    p.add_argument("--params", required=True, help="JSON of the modality's encoder config")
+    p.add_argument("--out", required=True, help="output shard (.parquet)")
+    p.add_argument("--failures", required=True, help="failures table for this shard (.parquet)")
+    a = p.parse_args(argv)
+    try:
+        write_shard(a.modality, a.input, a.params, a.out, a.failures)
+    except (FileNotFoundError, shards.ShardError, ValueError) as e:
+        print(f"mepr embed: error: {e}", file=sys.stderr)
+        return 1
+    return 0

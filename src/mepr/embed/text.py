@@ -1,23 +1,33 @@
-"""Text embeddings from a BERT-family encoder (BGE in the paper) via transformers."""
+"""Text embeddings from a BERT-family encoder (BGE in the paper) via transformers.
+
+Texts are tokenised once, sorted by token count and batched with their neighbours (less
+padding), then put back in their order; the attention mask keeps padding out of every text's
+vectors.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from mepr.config import EncoderParams
-from mepr.embed import pick_device, resolve_model_ref
+from mepr.embed import library_versions, pick_device, resolve_model_ref, weights_digest
 
 
 class TextEncoder:
     def __init__(self, params: EncoderParams):
         from transformers import AutoModel, AutoTokenizer
 
+        self.params = params
         self.device = pick_device(params.device)
-        path = resolve_model_ref(params.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        dtype = torch.float16 if self.device == "cuda" else torch.float32
-        self.model = AutoModel.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        self.resolved = resolve_model_ref(params.model)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.resolved)
+        self.dtype = torch.float16 if self.device == "cuda" else torch.float32
+        self.model = AutoModel.from_pretrained(self.resolved, dtype=self.dtype)
+        self.model = self.model.to(self.device).eval()
         self.pooling = params.pooling
         self.max_tokens = params.max_tokens
         self.batch_size = params.batch_size
@@ -27,25 +37,58 @@ class TextEncoder:
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
+    def identity(self) -> dict[str, Any]:
+        cfg = self.model.config
+        local = Path(self.resolved)
+        return {
+            "library": "transformers",
+            "class": type(self.model).__name__,
+            "model": self.params.model,
+            "resolved": self.resolved,
+            "revision": getattr(cfg, "_commit_hash", None),
+            "weights": weights_digest(local) if local.exists() else None,
+            "tokenizer": type(self.tokenizer).__name__,
+            "layer": "last_hidden_state",
+            "pooling": self.pooling,
+            "max_tokens": self.max_tokens,
+            "dim": self.dim,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": self.device,
+            "versions": library_versions("transformers", "tokenizers", "torch"),
+        }
+
+    def tokenize(self, texts: list[str]) -> list[dict[str, list[int]]]:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
     @torch.inference_mode()
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The bare encoder: padded token ids -> (B, tokens, dim) last hidden states."""
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        return self.model(**batch).last_hidden_state
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> list[np.ndarray]:
+        hidden, mask = hidden.float().cpu(), mask.bool().cpu()
+        out = []
+        for h, m in zip(hidden, mask, strict=True):
+            if self.pooling == "cls":
+                out.append(h[:1].numpy())
+            elif self.pooling == "mean":
+                out.append(h[m].mean(0, keepdim=True).numpy())
+            else:
+                out.append(h[m].numpy())
+        return out
+
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """One array per text: (tokens, dim) for 'token' pooling, (1, dim) for cls / mean."""
-        out: list[np.ndarray] = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(
-                texts[i : i + self.batch_size],
-                padding=True,
-                truncation=True,
-                max_length=self.max_tokens,
-                return_tensors="pt",
-            ).to(self.device)
-            hidden = self.model(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].bool()
-            for h, m in zip(hidden, mask, strict=True):
-                if self.pooling == "cls":
-                    out.append(h[:1].cpu().numpy())
-                elif self.pooling == "mean":
-                    out.append(h[m].mean(0, keepdim=True).cpu().numpy())
-                else:
-                    out.append(h[m].cpu().numpy())
-        return out
+        tokens = self.tokenize(texts)
+        order = sorted(range(len(texts)), key=lambda i: (len(tokens[i]["input_ids"]), i))
+        out: list[np.ndarray | None] = [None] * len(texts)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s : s + self.batch_size]
+            batch = self.tokenizer.pad([tokens[i] for i in idx], return_tensors="pt")
+            hidden = self.forward(dict(batch))
+            for i, vec in zip(idx, self._pool(hidden, batch["attention_mask"]), strict=True):
+                out[i] = vec
+        return out  # type: ignore[return-value]

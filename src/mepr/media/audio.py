@@ -26,6 +26,15 @@ class AudioTrack:
         return self.pcm.astype(np.float32) / 32768.0
 
 
+def rms_dbfs(pcm: np.ndarray) -> float:
+    """RMS level of int16 PCM in dB relative to full scale (-inf for digital silence)."""
+    if pcm.size == 0:
+        return float("-inf")
+    x = pcm.astype(np.float64) / 32768.0
+    rms = float(np.sqrt(np.mean(x * x)))
+    return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")
+
+
 def extract_audio(path: str | Path, sample_rate: int) -> AudioTrack:
     p = Path(path)
     if not p.exists():
@@ -38,7 +47,8 @@ def extract_audio(path: str | Path, sample_rate: int) -> AudioTrack:
         "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, check=False)
-    err = proc.stderr.decode("utf-8", "replace").strip()
+    # ffmpeg prefixes messages with the input's path: drop it (failure tables stay portable)
+    err = proc.stderr.decode("utf-8", "replace").replace(f"{p}: ", "").strip()
     if proc.returncode != 0:
         if any(m in err for m in _NO_AUDIO_MARKERS):
             return AudioTrack(sample_rate, np.zeros(0, dtype=np.int16))

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from tqdm import tqdm
 
 from mepr import shards
 from mepr.config import AudioParams, DetectParams, FramesParams
-from mepr.media.audio import extract_audio
+from mepr.media.audio import extract_audio, rms_dbfs
 from mepr.media.detect import MediaPipeDetector, encode_jpeg, scene_image, square_crop
 from mepr.media.video import MediaError, sample_frames
 
@@ -24,9 +25,14 @@ from mepr.media.video import MediaError, sample_frames
 class ShardResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # extra shard metadata (encoder identity)
 
     def fail(self, video_id: str, stage: str, reason: str) -> None:
         self.failures.append({"video_id": video_id, "stage": stage, "reason": reason})
+
+
+def _what(e: Exception) -> str:
+    return f"{type(e).__name__}: {e}"
 
 
 def manifest_shard(manifest: str | Path, shard: int) -> pl.DataFrame:
@@ -44,7 +50,18 @@ def frames_rows(
     detect: DetectParams,
 ) -> list[dict[str, Any]]:
     """Sample, detect and crop one video; raises MediaError when it cannot be decoded."""
-    sampled = sample_frames(path, frames.n_frames)
+    return _frames_rows(video_id, path, detector, frames, detect)[0]
+
+
+def _frames_rows(
+    video_id: str,
+    path: str | Path,
+    detector: MediaPipeDetector,
+    frames: FramesParams,
+    detect: DetectParams,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """frames_rows plus the non-fatal problems the decoder noted (e.g. a lying frame count)."""
+    sampled = sample_frames(path, frames.n_frames, frames.fps)
     rows = []
     for step, (index, ts, rgb) in enumerate(
         zip(sampled.indices, sampled.timestamps, sampled.images, strict=True)
@@ -73,7 +90,7 @@ def frames_rows(
                 "body_score": body.score if body else None,
             }
         )
-    return rows
+    return rows, sampled.notes
 
 
 def extract_frames_shard(
@@ -86,14 +103,22 @@ def extract_frames_shard(
             videos.iter_rows(named=True), total=videos.height, desc=f"frames shard {shard}"
         ):
             try:
-                rows = frames_rows(row["video_id"], row["path"], detector, frames, detect)
+                rows, notes = _frames_rows(row["video_id"], row["path"], detector, frames, detect)
             except MediaError as e:
                 result.fail(row["video_id"], "frames", str(e))
                 continue
+            except Exception as e:  # one bad file must not stop the shard
+                result.fail(row["video_id"], "frames", f"frame extraction failed: {_what(e)}")
+                continue
+            for note in notes:  # the frames are kept: these only say what was odd
+                result.fail(row["video_id"], "frames", note)
             if not any(r["face_jpeg"] for r in rows):
                 result.fail(row["video_id"], "frames", "no face detected in any sampled frame")
             result.rows.extend(rows)
     return result
+
+
+SILENT_AUDIO = "silent audio track"
 
 
 def audio_row(video_id: str, path: str | Path, audio: AudioParams) -> dict[str, Any]:
@@ -107,6 +132,12 @@ def audio_row(video_id: str, path: str | Path, audio: AudioParams) -> dict[str, 
     }
 
 
+def is_silent(row: dict[str, Any], threshold_dbfs: float) -> bool:
+    """An audio row whose track is all zeros or quieter than `threshold_dbfs` RMS."""
+    pcm = np.frombuffer(row["pcm_s16le"], dtype="<i2")
+    return bool(pcm.size) and rms_dbfs(pcm) < threshold_dbfs
+
+
 def extract_audio_shard(manifest: str | Path, shard: int, audio: AudioParams) -> ShardResult:
     result = ShardResult()
     videos = manifest_shard(manifest, shard)
@@ -116,7 +147,12 @@ def extract_audio_shard(manifest: str | Path, shard: int, audio: AudioParams) ->
         except MediaError as e:
             result.fail(row["video_id"], "audio", str(e))
             continue
+        except Exception as e:  # one bad file must not stop the shard
+            result.fail(row["video_id"], "audio", f"audio extraction failed: {_what(e)}")
+            continue
         if not out["has_audio"]:
             result.fail(row["video_id"], "audio", "no audio track")
+        elif is_silent(out, audio.silence_dbfs):
+            result.fail(row["video_id"], "audio", SILENT_AUDIO)  # the row is kept
         result.rows.append(out)
     return result

@@ -1,12 +1,55 @@
-"""Decode a video and sample frames uniformly over its length."""
+"""Decode a video and sample frames from it: n frames spread uniformly, or a fixed rate.
+
+Two ways to choose the frames (`frames` section of the config):
+
+* ``n_frames`` (default): frame indices ``round(linspace(0, total - 1, n))`` over the frames the
+  stream really has, as the reference implementation does; a video shorter than n frames
+  repeats frames.
+* ``fps`` (wins when set): one frame per ``1 / fps`` seconds of presentation time, starting at
+  0: for target time t, the first frame whose timestamp is at least ``t - 0.5 / native_fps``
+  (for a constant-frame-rate video, the frame nearest t). A frame that covers several targets
+  (sampling faster than the video, or a variable-frame-rate gap) is repeated, so the steps
+  stay on a regular time grid. The number of steps grows with the video's duration.
+
+What "decoding only what is needed" means here: frames are *grabbed* (decoded, never
+converted to RGB) up to each sampled frame, which alone is *retrieved*. When the next sampled
+frame is far ahead (at least ``SEEK_MIN_GAP`` frames) the reader seeks instead, which skips
+decoding whole keyframe intervals (OpenCV seeks to the keyframe before the target, then
+decodes forward to the exact frame). Seeking pays only when keyframes are closer together than
+the gap, so the reader times each seek against the grabs it replaced and stops seeking in a
+video where a seek did not pay. Seeks are verified (the landed frame's timestamp must match
+its index on a constant frame rate) and used only on streams whose frame intervals look
+constant; a verified seek gives bit-identical frames to decoding sequentially.
+
+Robustness:
+
+* timestamps are the container's presentation times (``CAP_PROP_POS_MSEC``), so variable
+  frame rate videos get true times; index / fps only when the stream has no usable times;
+* rotation metadata (display matrix / ``rotate`` tag) is applied, as ffmpeg does by default
+  (OpenCV's own auto-orientation is off by default in the wheel: switched on explicitly);
+* odd sizes and any pixel format ffmpeg decodes (e.g. 321x239 yuv444p) come out as RGB;
+* a container lying about its frame count is caught: too many claimed (truncated file)
+  re-samples over the frames that decode; too few claimed (the stream goes on past the last
+  sampled frame) or none / nonsense claimed counts the frames and re-samples. These cases are
+  returned as ``notes`` (the frames stage records them in the failures table).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+# Seek only when the next sampled frame is at least this many frames ahead: OpenCV's seek
+# lands 16 frames before the target and decodes forward from the keyframe before that.
+SEEK_MIN_GAP = 64
+# A seek must cost less than this fraction of the grabs it replaces, or seeking stops.
+_SEEK_PAYOFF = 1.0
+_MAX_SANE_FRAMES = 50_000_000  # ~19 days at 30 fps: anything larger is a broken header
 
 
 class MediaError(RuntimeError):
@@ -15,10 +58,14 @@ class MediaError(RuntimeError):
 
 @dataclass
 class SampledFrames:
-    indices: np.ndarray  # (n,) frame index in the stream
-    timestamps: np.ndarray  # (n,) seconds
-    images: list[np.ndarray]  # n RGB uint8 frames
-    fps: float
+    indices: np.ndarray  # (n,) frame index in the stream (decode order, 0-based)
+    timestamps: np.ndarray  # (n,) seconds, presentation time
+    images: list[np.ndarray]  # n RGB uint8 frames, rotation applied
+    fps: float  # the container's average frame rate (25 when it reports none)
+    frame_count: int = 0  # frames the stream has, as far as sampling established it
+    reported_frames: int = 0  # what the container claims (0: nothing sane)
+    notes: list[str] = field(default_factory=list)  # non-fatal problems found on the way
+    seeks: int = 0  # seeks used (diagnostics, benchmarks)
 
 
 def uniform_indices(total: int, n: int) -> np.ndarray:
@@ -28,46 +75,241 @@ def uniform_indices(total: int, n: int) -> np.ndarray:
     return np.linspace(0, total - 1, n).round().astype(np.int64)
 
 
-def sample_frames(path: str | Path, n_frames: int) -> SampledFrames:
-    """Decode only up to the last sampled frame; frames between samples are grabbed, not converted."""
-    p = Path(path)
+def _check_file(p: Path) -> None:
     if not p.exists():
         raise MediaError("file not found")
     if p.stat().st_size == 0:
         raise MediaError("empty file")
-    cap = cv2.VideoCapture(str(p))
-    try:
+
+
+class _Reader:
+    """cv2.VideoCapture that tracks the index and timestamp of the frame it last grabbed."""
+
+    def __init__(self, path: Path, seek: bool):
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
+            cap.release()
             raise MediaError("cannot open video (unsupported or corrupt container)")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        wanted = uniform_indices(total, n_frames)
-        wanted_set = set(wanted.tolist())
-        images: dict[int, np.ndarray] = {}
-        index = 0
-        last = int(wanted[-1]) if len(wanted) else -1
-        while index <= last:
-            if not cap.grab():
-                break  # container lied about its length: sample what we have below
-            if index in wanted_set:
-                ok, frame = cap.retrieve()
-                if ok:
-                    images[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            index += 1
-    finally:
-        cap.release()
-    if not images:
-        raise MediaError("no decodable video frames")
-    if len(images) < len(set(wanted.tolist())):
-        # truncated stream: resample uniformly over the frames that did decode
-        decoded = sorted(images)
-        picks = [decoded[i] for i in uniform_indices(len(decoded), n_frames)]
-    else:
-        picks = [int(i) for i in wanted]
-    fps = fps if fps > 0 else 25.0
-    return SampledFrames(
-        indices=np.asarray(picks, dtype=np.int64),
-        timestamps=np.asarray(picks, dtype=np.float32) / np.float32(fps),
-        images=[images[i] for i in picks],
-        fps=float(fps),
-    )
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # apply rotation metadata, as ffmpeg does
+        self.cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.native_fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0
+        reported = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        ok = reported and math.isfinite(reported) and 0 < reported < _MAX_SANE_FRAMES
+        self.reported = int(round(reported)) if ok else 0
+        self.index = -1  # index of the last grabbed frame
+        self.pts: float | None = None  # its presentation time (s), None if unknown
+        self.pts_ok = True  # timestamps strictly increase (else index / fps is used)
+        self.cfr_pairs = 0  # consecutive frame pairs seen with a regular interval
+        self.seek_ok = seek and self.native_fps > 0 and self.reported > 0
+        self.seeks = 0
+        self._grab_s = 0.0  # running mean seconds per sequential grab
+        self._grabs = 0
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def time_of(self, index: int) -> float:
+        return index / (self.native_fps or 25.0)
+
+    def _read_pts(self) -> float | None:
+        ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        return float(ms) / 1000.0 if ms is not None and math.isfinite(ms) else None
+
+    def grab(self) -> bool:
+        t0 = time.perf_counter()
+        if not self.cap.grab():
+            return False
+        self._grabs += 1
+        self._grab_s += (time.perf_counter() - t0 - self._grab_s) / self._grabs
+        prev = self.pts
+        self.index += 1
+        self.pts = self._read_pts()
+        if self.index > 0 and (self.pts is None or prev is None or self.pts <= prev):
+            self.pts_ok = False
+        if self.pts_ok and prev is not None and self.index > 0 and self.native_fps > 0:
+            if abs((self.pts - prev) * self.native_fps - 1.0) <= 0.25:
+                self.cfr_pairs += 1
+            else:
+                self.seek_ok = False  # variable frame rate: OpenCV's frame seek is approximate
+        return True
+
+    def can_seek(self, target: int) -> bool:
+        gap = target - self.index
+        return self.seek_ok and self.cfr_pairs >= 1 and self.pts_ok and gap >= SEEK_MIN_GAP
+
+    def seek(self, target: int) -> bool:
+        """Land on frame `target` (the next frame read is target + 1). False: not verified;
+        the reader is then in an unknown position and must be reopened."""
+        gap = target - self.index
+        t0 = time.perf_counter()
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+        if not self.cap.grab():
+            return False
+        cost = time.perf_counter() - t0
+        self.seeks += 1
+        pts = self._read_pts()
+        landed = int(round(self.cap.get(cv2.CAP_PROP_POS_FRAMES))) - 1
+        if (
+            pts is None
+            or landed != target
+            or abs(pts - self.time_of(target)) * self.native_fps > 0.5
+        ):
+            return False
+        self.index, self.pts = target, pts
+        if cost > _SEEK_PAYOFF * gap * self._grab_s:
+            self.seek_ok = False  # keyframes are too far apart for seeking to pay here
+        return True
+
+    def retrieve(self) -> np.ndarray | None:
+        ok, frame = self.cap.retrieve()
+        if not ok or frame is None:
+            return None
+        if frame.ndim == 2:
+            return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def timestamp(self) -> float:
+        return self.pts if self.pts_ok and self.pts is not None else self.time_of(self.index)
+
+
+class _Restart(Exception):
+    """Sampling must start again (unverified seek, or a better frame count is now known)."""
+
+
+def _count_frames(path: Path) -> int:
+    with _Reader(path, seek=False) as r:
+        while r.grab():
+            pass
+        return r.index + 1
+
+
+def _collect_indices(
+    r: _Reader, total: int, n: int
+) -> tuple[dict[int, tuple[float, np.ndarray]], int]:
+    """Retrieve the frames uniform_indices(total, n) names; returns them and the true count if
+    the stream turned out longer or shorter than `total` (else 0)."""
+    got: dict[int, tuple[float, np.ndarray]] = {}
+    for target in sorted(set(uniform_indices(total, n).tolist())):
+        if r.can_seek(target) and not r.seek(target):
+            raise _Restart
+        while r.index < target:
+            if not r.grab():
+                return got, r.index + 1  # truncated: the container claimed more frames
+        image = r.retrieve()
+        if image is None:
+            return got, r.index  # the frame was grabbed but does not decode
+        got[target] = (r.timestamp(), image)
+    if r.grab():  # the container claimed fewer frames than the stream has
+        while r.grab():
+            pass
+        return got, r.index + 1
+    return got, 0
+
+
+def _sample_by_index(p: Path, n: int, seek: bool) -> SampledFrames:
+    notes: list[str] = []
+    with _Reader(p, seek) as r:
+        reported, fps = r.reported, r.native_fps
+    total = reported
+    if total <= 0:
+        total = _count_frames(p)
+        notes.append(f"container reports no frame count; {total} frames decoded")
+    for _attempt in range(4):
+        if total <= 0:
+            break
+        with _Reader(p, seek) as r:
+            try:
+                got, true_count = _collect_indices(r, total, n)
+            except _Restart:
+                seek = False  # the seek could not be verified: decode sequentially
+                continue
+            seeks = r.seeks
+        if true_count and true_count != total:
+            how = "only" if true_count < total else "but"
+            notes.append(f"container reports {total} frames, {how} {true_count} decode")
+            total = true_count
+            continue
+        targets = uniform_indices(total, n)
+        if all(int(t) in got for t in targets):
+            return SampledFrames(
+                indices=targets.astype(np.int64),
+                timestamps=np.asarray([got[int(t)][0] for t in targets], np.float32),
+                images=[got[int(t)][1] for t in targets],
+                fps=fps or 25.0,
+                frame_count=total,
+                reported_frames=reported,
+                notes=notes,
+                seeks=seeks,
+            )
+    raise MediaError("no decodable video frames")
+
+
+def _sample_by_time(p: Path, rate: float, seek: bool) -> SampledFrames:
+    notes: list[str] = []
+    for _attempt in range(2):
+        picks: list[tuple[int, float, np.ndarray]] = []
+        with _Reader(p, seek) as r:
+            step = 1.0 / rate
+            # a frame counts for target t from half a nominal frame interval before t
+            slack = 0.5 / r.native_fps if r.native_fps > 0 else 0.5 * step
+            k, last = 0, None
+            try:
+                while True:
+                    t = k * step
+                    want = int(math.floor((t - slack) * r.native_fps)) if r.native_fps else 0
+                    if r.can_seek(want) and not r.seek(want):
+                        raise _Restart
+                    if r.index < 0 or r.timestamp() < t - slack:
+                        if not r.grab():
+                            break
+                        last = None
+                        continue
+                    if last is None:
+                        image = r.retrieve()
+                        if image is None:
+                            break
+                        last = image
+                    picks.append((r.index, r.timestamp(), last))
+                    k += 1
+            except _Restart:
+                seek = False
+                continue
+            reported, fps, seeks, count = r.reported, r.native_fps, r.seeks, r.index + 1
+        if not picks:
+            raise MediaError("no decodable video frames")
+        if reported and count < reported:
+            notes.append(f"container reports {reported} frames, only {count} decode")
+        return SampledFrames(
+            indices=np.asarray([i for i, _, _ in picks], np.int64),
+            timestamps=np.asarray([t for _, t, _ in picks], np.float32),
+            images=[im for _, _, im in picks],
+            fps=fps or 25.0,
+            frame_count=count,
+            reported_frames=reported,
+            notes=notes,
+            seeks=seeks,
+        )
+    raise MediaError("no decodable video frames")
+
+
+def sample_frames(
+    path: str | Path, n_frames: int, fps: float | None = None, *, seek: bool = True
+) -> SampledFrames:
+    """Sample `n_frames` uniformly, or (`fps` set) one frame per 1/fps seconds; see the module
+    docstring. `seek=False` decodes sequentially (for comparisons; the frames are the same)."""
+    p = Path(path)
+    _check_file(p)
+    if fps is not None:
+        if not fps > 0:
+            raise ValueError(f"frames.fps must be positive, got {fps}")
+        return _sample_by_time(p, float(fps), seek)
+    if n_frames < 1:
+        raise ValueError(f"frames.n_frames must be at least 1, got {n_frames}")
+    return _sample_by_index(p, n_frames, seek)
