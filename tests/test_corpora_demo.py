@@ -16,7 +16,7 @@ from mepr.config import DemoParams
 from mepr.corpora import build_manifest, demo
 from mepr.labels import EMOTIONS, SPLITS, TRAITS
 
-PARAMS = DemoParams(clips=8, seconds=1.0, fps=25, width=320, height=240)
+PARAMS = DemoParams(clips=8, seconds=1.0, fps=25, width=320, height=240, bad_inputs=False)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,19 @@ def emo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pers(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "demo_pers"
-    params = DemoParams(clips=7, seconds=1.0, fps=25, width=320, height=240)
+    params = DemoParams(clips=7, seconds=1.0, fps=25, width=320, height=240, bad_inputs=False)
     demo.generate(root, "demo_pers", "personality", params, seed=7, with_transcripts=False)
+    return root
+
+
+BAD = DemoParams(clips=1, seconds=1.5, fps=25, width=320, height=240, bad_inputs=True)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> Path:
+    """One good clip and one clip of every bad kind."""
+    root = tmp_path_factory.mktemp("demo") / "demo_bad"
+    demo.generate(root, "demo_bad", "emotion", BAD, seed=7, with_transcripts=True)
     return root
 
 
@@ -232,4 +243,88 @@ def test_cli_demo_writes_labels_last(tmp_path):
     args.func(args)
     labels = root / "labels.csv"
     assert all(p.stat().st_mtime <= labels.stat().st_mtime for p in (root / "videos").iterdir())
-    assert all(r["transcript"] for r in _labels(root))
+    mute = {demo.bad_video_id("tiny", k) for k in ("no_audio", "silent")}  # bad_inputs default
+    assert all(r["transcript"] for r in _labels(root) if r["video_id"] not in mute)
+    assert len(_labels(root)) == 6 + len(demo.BAD_INPUTS)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad inputs (demo.bad_inputs)
+
+
+def _bad(kind: str) -> str:
+    return demo.bad_video_id("demo_bad", kind)
+
+
+def test_bad_inputs_are_labelled_train_clips(bad):
+    rows = {r["video_id"]: r for r in _labels(bad)}
+    assert list(rows) == ["demo_bad_0000", *(_bad(k) for k in demo.BAD_INPUTS)]
+    for kind in demo.BAD_INPUTS:
+        row = rows[_bad(kind)]
+        assert row["split"] == "train"  # dev / test stay comparable
+        assert all(float(row[e]) >= 0 for e in EMOTIONS) and float(row["neutral"]) in (0, 1)
+        assert (row["transcript"] == "") == (kind in ("no_audio", "silent"))
+        assert (bad / "videos" / f"{_bad(kind)}.mp4").exists()
+    assert " " in _bad("unicode") and not _bad("unicode").isascii()
+
+
+def test_bad_input_files_are_broken_as_promised(bad):
+    path = {k: bad / "videos" / f"{_bad(k)}.mp4" for k in demo.BAD_INPUTS}
+    assert path["empty"].stat().st_size == 0
+    assert not path["corrupt"].read_bytes().startswith(b"\x00\x00\x00")  # not an mp4 box
+    probe = subprocess.run(["ffprobe", "-v", "error", str(path["corrupt"])], capture_output=True)
+    assert probe.returncode != 0
+    streams = {k: {s["codec_type"] for s in _probe(path[k])["streams"]} for k in
+               ("no_audio", "silent", "faceless", "unicode", "truncated")}  # fmt: skip
+    assert streams["no_audio"] == {"video"}
+    assert all(streams[k] == {"video", "audio"} for k in ("silent", "faceless", "unicode"))
+    assert np.abs(_pcm(path["silent"])).max() == 0.0
+    assert np.abs(_pcm(path["faceless"])).max() > 0.05  # it speaks
+    truncated = _frames(path["truncated"])
+    nb = int(_probe(path["truncated"])["streams"][0]["nb_frames"])
+    assert nb == 38 and 0 < len(truncated) < nb  # the header lies about what is left
+    assert len(_frames(path["unicode"])) == 38
+
+
+def test_bad_inputs_end_up_in_the_failures_tables(bad, tmp_path):
+    from mepr.config import AudioParams, DetectParams, FramesParams
+    from mepr.media.extract import extract_audio_shard, extract_frames_shard
+
+    rows, failures = build_manifest(
+        "demo_bad", {"adapter": "demo", "task": "emotion", "root": str(bad)}, n_shards=1
+    )
+    assert [v for v, _ in failures] == [_bad("empty")]
+    assert failures[0][1].startswith("empty video file")
+    manifest = tmp_path / "m.parquet"
+    shards.write_table(rows, shards.MANIFEST, manifest)
+    frames = extract_frames_shard(manifest, 0, FramesParams(n_frames=4), DetectParams())
+    audio = extract_audio_shard(manifest, 0, AudioParams())
+    reasons = {(f["video_id"], f["stage"], f["reason"]) for f in frames.failures + audio.failures}
+    by_kind = {k: {(s, r) for v, s, r in reasons if v == _bad(k)} for k in demo.BAD_INPUTS}
+    assert by_kind["corrupt"] == {
+        ("frames", "cannot open video (unsupported or corrupt container)"),
+        ("audio", "ffmpeg could not decode audio: Invalid data found when processing input"),
+    }
+    assert by_kind["no_audio"] == {("audio", "no audio track")}
+    assert by_kind["silent"] == {("audio", "silent audio track")}
+    assert by_kind["faceless"] >= {("frames", "no face detected in any sampled frame")}
+    assert by_kind["unicode"] == set() and not {r for v, _, r in reasons if v == "demo_bad_0000"}
+    (stage, reason), *_ = sorted(by_kind["truncated"])
+    assert stage == "frames" and reason.startswith("container reports 38 frames, only")
+    kept = {r["video_id"] for r in frames.rows}  # rows are kept for all that decode
+    assert kept == {"demo_bad_0000", *(_bad(k) for k in demo.BAD_INPUTS)} - {
+        _bad("empty"),
+        _bad("corrupt"),
+    }
+    assert {r["video_id"] for r in audio.rows} == kept
+
+
+def test_switching_bad_inputs_off_removes_them(tmp_path):
+    root = tmp_path / "demo_x"
+    small = DemoParams(clips=1, seconds=0.5, fps=10, width=96, height=64, bad_inputs=True)
+    demo.generate(root, "demo_x", "personality", small, seed=1, with_transcripts=False)
+    assert len(list((root / "videos").iterdir())) == 1 + len(demo.BAD_INPUTS)
+    off = DemoParams(clips=1, seconds=0.5, fps=10, width=96, height=64, bad_inputs=False)
+    demo.generate(root, "demo_x", "personality", off, seed=1, with_transcripts=False)
+    assert [p.name for p in (root / "videos").iterdir()] == ["demo_x_0000.mp4"]
+    assert [r["video_id"] for r in _labels(root)] == ["demo_x_0000"]

@@ -61,4 +61,6 @@ rule failures:
     conda:
         f"{ENVS}/media.yaml"
     shell:
-        "python -m mepr failures {input} --out {output} 2>&1 | tee {log}"
+        # the summary: one line per stage and reason ("no failures" when there are none)
+        "python -m mepr failures {input} --out {output} > {log} 2>&1;"
+        " grep -q . {log} || echo 'no failures' > {log}; cat {log}"

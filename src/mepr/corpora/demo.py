@@ -229,8 +229,15 @@ class _ClipStyle:
     background: np.ndarray  # canvas, float32 RGB
 
 
-def _render_frames(style: _ClipStyle, rng: np.random.Generator, params: DemoParams, W: int, H: int):
-    """Yield uint8 RGB frames of the clip."""
+def _render_frames(
+    style: _ClipStyle,
+    rng: np.random.Generator,
+    params: DemoParams,
+    W: int,
+    H: int,
+    person: bool = True,
+):
+    """Yield uint8 RGB frames of the clip (just the panning scene when not `person`)."""
     import cv2
 
     crop, mask = _portrait()
@@ -280,7 +287,7 @@ def _render_frames(style: _ClipStyle, rng: np.random.Generator, params: DemoPara
         ox = int(round(pad_x + pad_x * 0.8 * math.sin(2 * math.pi * 0.25 * t + phase)))
         oy = int(round(pad_y + pad_y * 0.5 * math.cos(2 * math.pi * 0.2 * t)))
         bg = style.background[oy : oy + H, ox : ox + W]
-        frame = bg + (warped - bg) * alpha[..., None]
+        frame = bg + (warped - bg) * alpha[..., None] if person else bg
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -421,16 +428,20 @@ def _personality_clip(index: int, rng: np.random.Generator, W: int, H: int):
 
 def _encode(
     frames,
-    wav: bytes,
+    wav: bytes | None,
     out: Path,
     params: DemoParams,
     W: int,
     H: int,
     workdir: Path,
 ) -> None:
-    """Encode frames + speech to ``out`` (H.264 yuv420p + AAC) through a temp file + rename."""
+    """Encode frames + speech to ``out`` (H.264 yuv420p + AAC) through a temp file + rename;
+    ``wav=None`` writes a file without an audio track."""
     wav_path = workdir / "track.wav"
-    wav_path.write_bytes(wav)
+    if wav is not None:
+        wav_path.write_bytes(wav)
+    audio_in = ["-i", str(wav_path)] if wav is not None else []
+    audio_map = ["-map", "1:a:0"] if wav is not None else []
     video = b"".join(f.tobytes() for f in frames)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
@@ -451,12 +462,10 @@ def _encode(
         str(params.fps),
         "-i",
         "pipe:0",
-        "-i",
-        str(wav_path),
+        *audio_in,
         "-map",
         "0:v:0",
-        "-map",
-        "1:a:0",
+        *audio_map,
         "-c:v",
         "libx264",
         "-preset",
@@ -532,6 +541,8 @@ def generate(
 
     Columns of labels.csv: video_id, split, the 7 emotion intensities (task=emotion) or the 5
     trait scores (task=personality), transcript (empty unless ``with_transcripts``).
+    With ``params.bad_inputs`` the corpus also gets one train-split clip per ``BAD_INPUTS``
+    kind (ids from ``bad_video_id``), after the good ones, which they leave unchanged.
     """
     from tqdm import tqdm
 
@@ -567,13 +578,98 @@ def generate(
                     "transcript": text if with_transcripts else "",
                 }
             )
-    keep = {f"{v}.mp4" for v in ids}
+        if params.bad_inputs:
+            for kind in BAD_INPUTS:
+                rows.append(
+                    _bad_clip(kind, corpus, task, params, seed, with_transcripts, videos, workdir)
+                )
+    keep = {f"{r['video_id']}.mp4" for r in rows}
     for old in videos.glob(f"{corpus}_*.mp4"):  # clips of an earlier, larger run
         if old.name not in keep:
             old.unlink()
     return _write_labels(
         root / "labels.csv", rows, ["video_id", "split", *label_cols, "transcript"]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# bad inputs: labelled clips that extraction must survive (demo.bad_inputs)
+
+# kind -> what the workflow should make of it
+BAD_INPUTS: dict[str, str] = {
+    "truncated": "an mp4 cut in the middle of its media data (the header, written first, "
+    "survives): what decodes is kept, the lying frame count is recorded",
+    "empty": "a zero-length file: skipped by the manifest",
+    "no_audio": "no audio track: recorded, the audio and ASR text are masked",
+    "silent": "an audio track of digital silence: recorded as 'silent audio track'",
+    "faceless": "the scene without any person: no face / body crops, recorded",
+    "unicode": "a good clip whose file name has unicode and spaces: processed like any other",
+    "corrupt": "random bytes named .mp4: recorded as unreadable",
+}
+
+
+def bad_video_id(corpus: str, kind: str) -> str:
+    return f"{corpus}_bad ünïcödé näme 名前" if kind == "unicode" else f"{corpus}_bad_{kind}"
+
+
+def _bad_clip(
+    kind: str,
+    corpus: str,
+    task: str,
+    params: DemoParams,
+    seed: int,
+    with_transcripts: bool,
+    videos: Path,
+    workdir: Path,
+) -> dict[str, object]:
+    """Write one bad clip of `kind` and return its labels.csv row (train split)."""
+    if kind not in BAD_INPUTS:
+        raise ValueError(f"unknown bad input '{kind}', known: {sorted(BAD_INPUTS)}")
+    W, H = params.width - params.width % 2, params.height - params.height % 2
+    j = list(BAD_INPUTS).index(kind)
+    rng = _rng(seed, f"{corpus}/bad", j)  # its own stream: the good clips do not change
+    make = _emotion_clip if task == "emotion" else _personality_clip
+    label, style, candidates, speed, pitch = make(j, rng, W, H)
+    vid = bad_video_id(corpus, kind)
+    out = videos / f"{vid}.mp4"
+    text, pcm, rate = _speak_to_fit(candidates, speed, pitch, params.seconds, workdir)
+    said = text
+    if kind == "empty":
+        _write_bytes(out, b"")
+    elif kind == "corrupt":
+        _write_bytes(out, rng.integers(0, 256, 64 * 1024, dtype=np.uint8).tobytes())
+    else:
+        wav: bytes | None = _clip_audio(pcm, rate, params.seconds, rng)
+        if kind == "no_audio":
+            wav, said = None, ""
+        elif kind == "silent":
+            wav, said = _clip_audio(np.zeros(0, np.int16), rate, params.seconds, rng), ""
+        frames = _render_frames(style, rng, params, W, H, person=kind != "faceless")
+        target = workdir / "whole.mp4" if kind == "truncated" else out
+        _encode(frames, wav, target, params, W, H, workdir)
+        if kind == "truncated":  # faststart: the header survives, half the media data not
+            data = target.read_bytes()
+            start = max(data.find(b"mdat"), 0)
+            _write_bytes(out, data[: start + (len(data) - start) // 2])
+            target.unlink()
+    label_cols = EMOTIONS if task == "emotion" else TRAITS
+    return {
+        "video_id": vid,
+        "split": "train",
+        **{k: f"{label[k]:.4f}" for k in label_cols},
+        "transcript": said if with_transcripts else "",
+    }
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        _publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_labels(path: Path, rows: list[dict[str, object]], columns: list[str]) -> Path:
