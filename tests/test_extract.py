@@ -419,6 +419,8 @@ def test_image_batches_are_preprocessed_as_open_clip_does(in_dir):
         fast = enc.preprocess_batch(images)
         slow = torch.stack([enc.preprocess(Image.fromarray(im)) for im in images])
         assert torch.equal(fast, slow)
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]  # as cv2 decodes JPEGs
+        assert torch.equal(enc.preprocess_batch(bgr, bgr=True), slow)
     one_by_one = np.concatenate([enc.encode([im]) for im in crops + scenes])
     np.testing.assert_allclose(enc.encode(crops + scenes), one_by_one, atol=1e-5)
 

@@ -10,7 +10,6 @@ resize to the same size is a copy), without the per-image overhead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +58,10 @@ class ClipImageEncoder:
         self.name = f"open_clip:{params.model}:{params.pretrained or ''}"
         std = _standard_transform(preprocess)
         self._size = std[0] if std else None
-        if std:
-            self._mean = torch.from_numpy(std[1]).view(1, 3, 1, 1)
-            self._std = torch.from_numpy(std[2]).view(1, 3, 1, 1)
+        if std:  # uint8 -> normalised float, per channel: ToTensor + Normalize as a lookup
+            v = torch.arange(256, dtype=torch.float32).div(255)
+            mean, sd = torch.from_numpy(std[1]), torch.from_numpy(std[2])
+            self._lut = ((v[None, :] - mean[:, None]) / sd[:, None]).numpy()  # (3, 256)
 
     @property
     def dim(self) -> int:
@@ -90,18 +90,22 @@ class ClipImageEncoder:
         }
 
     # ---- preprocessing
-    def preprocess_batch(self, images: list[np.ndarray]) -> torch.Tensor:
-        """RGB uint8 images -> (N, 3, S, S) float32, exactly as the model's transform does."""
+    def preprocess_batch(self, images: list[np.ndarray], bgr: bool = False) -> torch.Tensor:
+        """uint8 images (RGB, or BGR as OpenCV decodes them) -> (N, 3, S, S) float32, exactly
+        as the model's transform does. Thread-safe (numpy releases the GIL)."""
         if self._size is None or any(min(im.shape[:2]) != self._size for im in images):
-            return torch.stack([self.preprocess(Image.fromarray(im)) for im in images])
+            rgb = [im[..., ::-1] if bgr else im for im in images]
+            return torch.stack([self.preprocess(Image.fromarray(np.ascontiguousarray(im))) for im in rgb])  # fmt: skip
         s = self._size
-        crops = []
-        for im in images:  # torchvision's CenterCrop offsets
-            h, w = im.shape[:2]
+        out = np.empty((len(images), 3, s, s), np.float32)
+        source = (2, 1, 0) if bgr else (0, 1, 2)
+        for i, im in enumerate(images):
+            h, w = im.shape[:2]  # torchvision's CenterCrop offsets
             top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
-            crops.append(im[top : top + s, left : left + s])
-        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255)
-        return x.sub_(self._mean).div_(self._std)
+            crop = im[top : top + s, left : left + s]
+            for c in range(3):
+                np.take(self._lut[c], crop[..., source[c]], out=out[i, c])
+        return torch.from_numpy(out)
 
     # ---- forward
     @torch.inference_mode()
@@ -110,16 +114,10 @@ class ClipImageEncoder:
         out = self.model.encode_image(batch.to(self.device, self.dtype))
         return out.float().cpu().numpy()
 
-    def encode_batches(self, batches: Iterable[list[np.ndarray]]) -> Iterator[np.ndarray]:
-        for images in batches:
-            if images:
-                yield self.forward(self.preprocess_batch(images))
-            else:
-                yield np.zeros((0, self.dim), np.float32)
-
     def encode(self, images: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 images -> (N, dim) float32 (not L2-normalised, as in the reference)."""
         b = self.batch_size
-        chunks = (images[i : i + b] for i in range(0, len(images), b))
-        out = list(self.encode_batches(chunks))
+        out = [
+            self.forward(self.preprocess_batch(images[i : i + b])) for i in range(0, len(images), b)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,7 +24,6 @@ from tqdm import tqdm
 
 from mepr import shards
 from mepr.config import EncoderParams, from_dict
-from mepr.media.detect import decode_jpeg
 from mepr.media.extract import ShardResult
 
 IMAGE_MODALITIES = ("face", "body", "scene")
@@ -66,18 +66,22 @@ def _identity(encoder) -> dict[str, Any]:
 # images
 
 
-def _jpeg_batches(jpegs: list[bytes], batch_size: int, workers: int = 2) -> Iterator[list]:
-    """Decoded batches, the next one decoded in a background thread while the model runs."""
-    chunks = [jpegs[i : i + batch_size] for i in range(0, len(jpegs), batch_size)]
+def _prefetched(chunks: list, work) -> Iterator:
+    """work(chunk) for each chunk, the next one computed in a background thread while the
+    caller uses the current one (JPEG decoding and numpy release the GIL)."""
     if not chunks:
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = pool.submit(lambda c: [decode_jpeg(b) for b in c], chunks[0])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(work, chunks[0])
         for nxt in chunks[1:]:
             done = pending.result()
-            pending = pool.submit(lambda c: [decode_jpeg(b) for b in c], nxt)
+            pending = pool.submit(work, nxt)
             yield done
         yield pending.result()
+
+
+def _decode_bgr(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
 
 
 def embed_image_shard(
@@ -101,19 +105,21 @@ def embed_image_shard(
     result.meta["encoder_identity"] = _identity(encoder)
     vids = frames.column("video_id").to_pylist()
     steps = frames.column("step").to_pylist()
-    jpegs = frames.column(column).to_pylist()
-    have = [i for i, b in enumerate(jpegs) if b is not None]
+    jpegs = frames.column(column).combine_chunks()  # stays in Arrow: bytes made per batch
+    have = np.flatnonzero(jpegs.is_valid().to_numpy(zero_copy_only=False))
     vectors = np.zeros((len(jpegs), encoder.dim), np.float32)
     mask = np.zeros(len(jpegs), bool)
-    done = 0
-    bar = tqdm(total=len(have), desc=f"{modality} embeddings", unit="crop")
-    for out in encoder.encode_batches(_jpeg_batches([jpegs[i] for i in have], encoder.batch_size)):
-        rows = have[done : done + len(out)]
-        vectors[rows], mask[rows] = out, True
-        done += len(out)
-        bar.update(len(out))
-    bar.close()
-    del jpegs
+    b = encoder.batch_size
+    chunks = [have[i : i + b] for i in range(0, len(have), b)]
+
+    def prepare(rows: np.ndarray):  # decode + preprocess, in the background
+        crops = [_decode_bgr(jpegs[int(i)].as_py()) for i in rows]
+        return encoder.preprocess_batch(crops, bgr=True)
+
+    with tqdm(total=len(have), desc=f"{modality} embeddings", unit="crop") as bar:
+        for rows, batch in zip(chunks, _prefetched(chunks, prepare), strict=True):
+            vectors[rows], mask[rows] = encoder.forward(batch), True
+            bar.update(len(rows))
     start = 0
     for end in range(1, len(vids) + 1):  # rows are sorted by video, then step
         if end == len(vids) or vids[end] != vids[start]:
