@@ -31,7 +31,9 @@ Reports, from one run, on this machine (nothing is asserted):
    once: *ours* = the shard function (``embed_image_shard`` / ``embed_audio_shard`` /
    ``embed_text_shard``: read the shard, decode / preprocess / tokenize, batch across videos,
    forward, pool, build rows); *bare* = only ``encoder.forward`` on ready tensors of the same
-   batch sizes (random pixels / samples of the same shapes; the same token batches).
+   batch sizes (random pixels / samples of the same shapes; the same token batches). The two
+   run alternately, after a warm-up, and the minimum of each is kept (5 runs; 2 for
+   ViT-B-32), so that load from other processes on a shared machine hits both alike.
    Encoders: the demo ones (tiny random CLIP, tiny random Wav2Vec2, the real MiniLM-L6) and
    the realistic-size open_clip ViT-B-32 (random weights, ``create_model('ViT-B-32',
    pretrained=None)``) on the face crops of the first ``--real-clips`` clips.
@@ -273,15 +275,20 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def _best(fn, repeats: int = 3, warm_up: bool = True) -> float:
-    """Min wall time of `repeats` calls, after one warm-up call (oneDNN builds its kernels per
-    input shape on first use, the OS caches the shard file)."""
+def _compare(ours, bare, repeats: int, warm_up: bool = True) -> tuple[float, float]:
+    """Min wall times of `ours` and `bare`, called alternately `repeats` times each (so that
+    load from other processes hits both alike), after one warm-up call of each (oneDNN builds
+    its kernels per input shape on first use; the OS caches the shard file)."""
     if warm_up:
-        fn()
-    return min(_timed(fn)[1] for _ in range(repeats))
+        ours(), bare()
+    t_ours, t_bare = [], []
+    for _ in range(repeats):
+        t_ours.append(_timed(ours)[1])
+        t_bare.append(_timed(bare)[1])
+    return min(t_ours), min(t_bare)
 
 
-def bench_image(frames_shard: Path, params: dict, repeats: int = 3) -> dict:
+def bench_image(frames_shard: Path, params: dict, repeats: int = 5) -> dict:
     import torch
 
     from mepr import shards
@@ -299,9 +306,12 @@ def bench_image(frames_shard: Path, params: dict, repeats: int = 3) -> dict:
     batches = [torch.rand(b, 3, side, side) for b in sizes]
     for b in {len(x): x for x in batches}.values():  # one forward per batch shape
         enc.forward(b)
-    warm = repeats > 1  # else a big model: shapes warmed up above, one timed run each
-    ours = _best(lambda: embed_shard.embed_image_shard(frames_shard, modality, p, encoder=enc), repeats, warm)  # fmt: skip
-    bare = _best(lambda: [enc.forward(b) for b in batches], repeats, warm)
+    ours, bare = _compare(
+        lambda: embed_shard.embed_image_shard(frames_shard, modality, p, encoder=enc),
+        lambda: [enc.forward(b) for b in batches],
+        repeats,
+        warm_up=repeats > 2,  # else a big model: its batch shapes were warmed up above
+    )
     return {
         "items": n,
         "batch_size": p.batch_size,
@@ -332,8 +342,11 @@ def bench_audio(audio_shard: Path, params: dict) -> dict:
         for r, i in enumerate(b):
             mask[r, : lengths[i]] = 1
         inputs.append((torch.randn(len(b), longest), mask if enc.padding_invariant else None))
-    ours = _best(lambda: embed_shard.embed_audio_shard(audio_shard, p, encoder=enc))
-    bare = _best(lambda: [enc.forward(v, m) for v, m in inputs])
+    ours, bare = _compare(
+        lambda: embed_shard.embed_audio_shard(audio_shard, p, encoder=enc),
+        lambda: [enc.forward(v, m) for v, m in inputs],
+        repeats=5,
+    )
     return {"items": len(lengths), "batch_size": p.batch_size, "load_s": load_s, "ours_s": ours, "bare_s": bare}  # fmt: skip
 
 
@@ -354,8 +367,11 @@ def bench_text(transcripts_shard: Path, params: dict) -> dict:
         )
         for s in range(0, len(order), p.batch_size)
     ]
-    ours = _best(lambda: embed_shard.embed_text_shard(transcripts_shard, p, encoder=enc))
-    bare = _best(lambda: [enc.forward(b) for b in batches])
+    ours, bare = _compare(
+        lambda: embed_shard.embed_text_shard(transcripts_shard, p, encoder=enc),
+        lambda: [enc.forward(b) for b in batches],
+        repeats=5,
+    )
     return {"items": len(texts), "batch_size": p.batch_size, "load_s": load_s, "ours_s": ours, "bare_s": bare}  # fmt: skip
 
 
@@ -393,6 +409,11 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=REPO / "results" / "bench")
     ap.add_argument("--json", type=Path, default=None, help="default: WORKDIR/extract.json")
     ap.add_argument("--no-long", action="store_true", help="skip the long-clip decode")
+    ap.add_argument(
+        "--skip-jobs",
+        action="store_true",
+        help="reuse the stage outputs and job numbers of the previous run in WORKDIR",
+    )
     a = ap.parse_args()
     work = a.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -415,7 +436,11 @@ def main() -> None:
         "n_frames": a.n_frames,
     }
     real_shard = work / "out" / "frames_real.parquet"
-    jobs = stage_jobs(work, manifest, a.n_frames, a.real_clips, real_shard)
+    previous = work / "extract.json"
+    if a.skip_jobs and previous.exists() and real_shard.exists():
+        jobs = json.loads(previous.read_text())["jobs"]
+    else:
+        jobs = stage_jobs(work, manifest, a.n_frames, a.real_clips, real_shard)
     report["jobs"] = jobs
 
     from mepr import shards
@@ -432,7 +457,7 @@ def main() -> None:
     emb = {}
     log("embedding vs bare forward ...")
     emb["face: demo tiny-clip"] = bench_image(out / "frames.parquet", ENCODERS["face"])
-    emb["face: ViT-B-32 (random)"] = bench_image(real_shard, VIT_B_32, repeats=1)
+    emb["face: ViT-B-32 (random)"] = bench_image(real_shard, VIT_B_32, repeats=2)
     emb["audio: demo tiny-wav2vec2"] = bench_audio(out / "audio.parquet", ENCODERS["audio"])
     emb["text: MiniLM-L6 (real)"] = bench_text(out / "transcripts.parquet", ENCODERS["text"])
     for v in emb.values():

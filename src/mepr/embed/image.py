@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -61,7 +62,8 @@ class ClipImageEncoder:
         if std:  # uint8 -> normalised float, per channel: ToTensor + Normalize as a lookup
             v = torch.arange(256, dtype=torch.float32).div(255)
             mean, sd = torch.from_numpy(std[1]), torch.from_numpy(std[2])
-            self._lut = ((v[None, :] - mean[:, None]) / sd[:, None]).numpy()  # (3, 256)
+            lut = ((v[None, :] - mean[:, None]) / sd[:, None]).numpy()
+            self._lut = [np.ascontiguousarray(row.reshape(1, 256)) for row in lut]
 
     @property
     def dim(self) -> int:
@@ -92,7 +94,7 @@ class ClipImageEncoder:
     # ---- preprocessing
     def preprocess_batch(self, images: list[np.ndarray], bgr: bool = False) -> torch.Tensor:
         """uint8 images (RGB, or BGR as OpenCV decodes them) -> (N, 3, S, S) float32, exactly
-        as the model's transform does. Thread-safe (numpy releases the GIL)."""
+        as the model's transform does. Thread-safe (OpenCV releases the GIL)."""
         if self._size is None or any(min(im.shape[:2]) != self._size for im in images):
             rgb = [im[..., ::-1] if bgr else im for im in images]
             return torch.stack([self.preprocess(Image.fromarray(np.ascontiguousarray(im))) for im in rgb])  # fmt: skip
@@ -102,9 +104,9 @@ class ClipImageEncoder:
         for i, im in enumerate(images):
             h, w = im.shape[:2]  # torchvision's CenterCrop offsets
             top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
-            crop = im[top : top + s, left : left + s]
+            planes = cv2.split(im[top : top + s, left : left + s])
             for c in range(3):
-                np.take(self._lut[c], crop[..., source[c]], out=out[i, c])
+                cv2.LUT(planes[source[c]], self._lut[c], dst=out[i, c])
         return torch.from_numpy(out)
 
     # ---- forward

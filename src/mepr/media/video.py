@@ -264,8 +264,10 @@ def _sample_by_time(p: Path, rate: float, seek: bool) -> SampledFrames:
                 while True:
                     t = k * step
                     want = int(math.floor((t - slack) * r.native_fps)) if r.native_fps else 0
-                    if r.can_seek(want) and not r.seek(want):
-                        raise _Restart
+                    if r.can_seek(want):
+                        if not r.seek(want):
+                            raise _Restart
+                        last = None  # a new frame: the cached image is stale
                     if r.index < 0 or r.timestamp() < t - slack:
                         if not r.grab():
                             break
