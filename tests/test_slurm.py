@@ -5,7 +5,7 @@
 * a dry run through the profile (every key must be a real snakemake/plugin option);
 * a real single-node SLURM (slurmctld + slurmd + munged, workflow/scripts/local-slurm.sh)
   running part of the demo DAG through `snakemake --profile workflow/profiles/slurm`: the
-  checkpoint, both job groups, the ASR and embedding envs' rules and a stage-1 model, every
+  checkpoint, the per-shard job groups, the ASR and embedding rules and stage-1 models, every
   job through sbatch. Needs root and slurm-wlm (installed through apt when missing); skipped
   with the reason otherwise. The full DAG through SLURM takes ~10 min on 2 cores, too long
   for the suite; see README "Run on SLURM".
@@ -141,10 +141,9 @@ def test_retries_ask_for_more_memory_and_time():
 
 def test_per_shard_jobs_are_bundled():
     profile = load_profile()
-    groups = profile["groups"]
-    assert {groups[r] for r in ("frames", "audio", "transcripts")} == {"extract"}
-    assert groups["embed"] == "embed"  # GPU work apart from CPU work
-    assert all(profile["group-components"][g] > 1 for g in ("extract", "embed"))
+    assert {profile["groups"][r] for r in ("frames", "audio", "transcripts", "embed")} == {"shard"}
+    # group-components re-forms merged groups after each checkpoint (see the profile)
+    assert "group-components" not in profile
     # one job at a time inside a submission, as the slurm-jobstep executor runs them
     assert profile["resources"]["serial"] == 1 == profile["default-resources"]["serial"]
     assert profile["set-resource-scopes"]["serial"] == "local"
@@ -186,8 +185,8 @@ def test_profile_is_valid_for_snakemake(tmp_path):
 # --------------------------------------------------------------------------- a real SLURM
 
 # stage 1 of the text modality on the ASR corpus, and of the face modality: the manifest
-# checkpoint, the extract group (frames, audio, pocketsphinx transcripts), the embed group
-# (CLIP and MiniLM) and two training jobs
+# checkpoint, per shard an image group (frames, CLIP face embeddings) and a sound group
+# (audio, pocketsphinx transcripts, MiniLM text embeddings), and two training jobs
 SLURM_TARGETS = (
     "results/unimodal/text/demo_pers/metrics.json",
     "results/unimodal/face/demo_pers/metrics.json",
@@ -231,9 +230,6 @@ def test_demo_stage1_through_slurm(slurm_cluster, tmp_path):
         # no slurmdbd here, so no sacct: squeue keeps finished jobs for MinJobAge=900 s
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "1",
-        # two shard jobs per submission (the profile bundles 8): two submissions per group
-        # keep both of this node's cores busy and still bundle
-        "--group-components", "extract=2", "embed=2",
         "--slurm-keep-successful-logs",  # a flag: the targets after it stay targets
         *SLURM_TARGETS,
         env=env,
@@ -258,11 +254,17 @@ def test_demo_stage1_through_slurm(slurm_cluster, tmp_path):
     logs = work / ".snakemake/slurm_logs"
     submitted = {p.name for p in logs.iterdir()}
     assert {"rule_demo_corpus", "rule_manifest", "rule_train_unimodal"} <= submitted, submitted
-    assert any(s.startswith("group_extract") for s in submitted), submitted
-    assert any(s.startswith("group_embed") for s in submitted), submitted
-    # grouping: fewer SLURM jobs than snakemake jobs
+    # grouping: per shard, frames + its image embeddings in one submission, audio +
+    # transcripts + text embedding in another; never two shards in one
+    group_logs = [p for d in logs.glob("group_shard*") for p in d.rglob("*.log")]
+    assert len(group_logs) == 4, group_logs  # 2 shards x (image, sound)
+    for log in group_logs:
+        text = log.read_text()
+        rules = set(re.findall(r"^\s*rule (\w+):", text, re.M))
+        shards = set(re.findall(r"wildcards: corpus=(\w+).*?k=(\d+)", text))
+        assert len(shards) == 1, (log, shards)
+        assert rules in ({"frames", "embed"}, {"audio", "transcripts", "embed"}), (log, rules)
     n_jobs = len(re.findall(r"^Finished jobid: ", out, re.M))
-    assert len(ours) < n_jobs, (len(ours), n_jobs)
     print(f"\n{len(ours)} SLURM jobs for {n_jobs} snakemake jobs in {elapsed:.0f} s")
 
     # and the run left nothing to do, through the same profile
