@@ -104,7 +104,7 @@ start() {
   fi
   stop 2>/dev/null || true
   mkdir -p "$DIR"/{munge,state,spool,log}
-  chmod 700 "$DIR/munge"
+  chmod 755 "$DIR/munge" # the socket must be reachable by users submitting jobs
   : >"$DIR/jobcomp.log"
   write_conf
   if [ -L "$SYSTEM_CONF" ] && { [ ! -e "$SYSTEM_CONF" ] || head -1 "$SYSTEM_CONF" | grep -q "$MARK"; }; then
