@@ -32,7 +32,7 @@ Reports, from one run, on this machine (nothing is asserted):
    ``embed_text_shard``: read the shard, decode / preprocess / tokenize, batch across videos,
    forward, pool, build rows); *bare* = only ``encoder.forward`` on ready tensors of the same
    batch sizes (random pixels / samples of the same shapes; the same token batches). The two
-   run alternately, after a warm-up, and the minimum of each is kept (5 runs; 2 for
+   run alternately, after a warm-up, and the minimum of each is kept (5 runs; 3 for
    ViT-B-32), so that load from other processes on a shared machine hits both alike.
    Encoders: the demo ones (tiny random CLIP, tiny random Wav2Vec2, the real MiniLM-L6) and
    the realistic-size open_clip ViT-B-32 (random weights, ``create_model('ViT-B-32',
@@ -310,7 +310,7 @@ def bench_image(frames_shard: Path, params: dict, repeats: int = 5) -> dict:
         lambda: embed_shard.embed_image_shard(frames_shard, modality, p, encoder=enc),
         lambda: [enc.forward(b) for b in batches],
         repeats,
-        warm_up=repeats > 2,  # else a big model: its batch shapes were warmed up above
+        warm_up=repeats > 3,  # else a big model: its batch shapes were warmed up above
     )
     return {
         "items": n,
@@ -430,6 +430,7 @@ def main() -> None:
             "cpu": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.is_available(),
+            "load_average_at_start": os.getloadavg(),
         },
         "clips": a.clips,
         "seconds": a.seconds,
@@ -457,7 +458,7 @@ def main() -> None:
     emb = {}
     log("embedding vs bare forward ...")
     emb["face: demo tiny-clip"] = bench_image(out / "frames.parquet", ENCODERS["face"])
-    emb["face: ViT-B-32 (random)"] = bench_image(real_shard, VIT_B_32, repeats=2)
+    emb["face: ViT-B-32 (random)"] = bench_image(real_shard, VIT_B_32, repeats=3)
     emb["audio: demo tiny-wav2vec2"] = bench_audio(out / "audio.parquet", ENCODERS["audio"])
     emb["text: MiniLM-L6 (real)"] = bench_text(out / "transcripts.parquet", ENCODERS["text"])
     for v in emb.values():
@@ -466,10 +467,13 @@ def main() -> None:
         v["bare_items_per_s"] = v["items"] / v["bare_s"]
     report["embedding"] = emb
 
+    report["machine"]["load_average_at_end"] = os.getloadavg()
     path = a.json or work / "extract.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"\n{report['command']}  ({a.clips} clips of {a.seconds} s, {a.n_frames} frames each; "
-          f"{report['machine']['cpus']} CPUs, torch threads {report['machine']['torch_threads']})\n")  # fmt: skip
+          f"{report['machine']['cpus']} CPUs, torch threads {report['machine']['torch_threads']}, "
+          f"load average {report['machine']['load_average_at_start'][1]:.1f} -> "
+          f"{report['machine']['load_average_at_end'][1]:.1f})\n")  # fmt: skip
     print(table(
         [[j["stage"], j["clips"], j["wall_s"], j["clips_per_s"], j["items_per_s"], j["peak_rss_mib"]] for j in jobs],
         ["stage job (subprocess)", "clips", "wall s", "clips/s", "frames/s", "peak RSS MiB"],
