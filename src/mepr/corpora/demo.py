@@ -27,6 +27,8 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -344,16 +346,46 @@ def _clip_audio(pcm: np.ndarray, rate: int, seconds: float, rng: np.random.Gener
 # one clip
 
 
+def _frame_size(params: DemoParams) -> tuple[int, int]:
+    """Width and height, rounded down to even numbers (yuv420p needs them)."""
+    return params.width - params.width % 2, params.height - params.height % 2
+
+
+def _canvas_size(W: int, H: int) -> tuple[int, int]:
+    """The scene canvas (h, w): the frame plus a margin for the camera to pan over."""
+    return H + 2 * max(8, H // 12), W + 2 * max(8, W // 12)
+
+
+def _plan_clip(
+    task: str, index: int, rng: np.random.Generator, params: DemoParams, workdir: Path
+) -> tuple[dict[str, float], _ClipStyle, str, np.ndarray, int]:
+    """A clip's labels, look and speech: (label, style, text said, its samples, their rate)."""
+    W, H = _frame_size(params)
+    make = _emotion_clip if task == "emotion" else _personality_clip
+    label, style, candidates, speed, pitch = make(index, rng, W, H)
+    return label, style, *_speak_to_fit(candidates, speed, pitch, params.seconds, workdir)
+
+
+def _label_row(
+    video_id: str, split: str, task: str, label: dict[str, float], transcript: str
+) -> dict[str, object]:
+    """A labels.csv row: the task's label columns to 4 decimals."""
+    cols = EMOTIONS if task == "emotion" else TRAITS
+    return {
+        "video_id": video_id,
+        "split": split,
+        **{k: f"{label[k]:.4f}" for k in cols},
+        "transcript": transcript,
+    }
+
+
 def _emotion_clip(index: int, rng: np.random.Generator, W: int, H: int):
     cls, label = _emotion_label(index, rng)
     name = EMOTIONS[cls]
     st = EMOTION_STYLES[name]
     intensity = max(label[e] for e in EMOTIONS[1:]) if cls else 1.0
     background = _background(
-        rng,
-        (H + 2 * max(8, H // 12), W + 2 * max(8, W // 12)),
-        np.asarray(st.background, np.float32),
-        clutter=int(rng.integers(2, 5)),
+        rng, _canvas_size(W, H), np.asarray(st.background, np.float32), int(rng.integers(2, 5))
     )
     style = _ClipStyle(
         tint=np.asarray(st.tint, np.float32) / 255.0,
@@ -393,10 +425,7 @@ def _personality_clip(index: int, rng: np.random.Generator, W: int, H: int):
     low_tint, high_tint = np.array([150, 165, 190]), np.array([255, 150, 80])
     cool, warm = np.array([60, 90, 150], np.float32), np.array([200, 140, 80], np.float32)
     background = _background(
-        rng,
-        (H + 2 * max(8, H // 12), W + 2 * max(8, W // 12)),
-        cool * (1 - a) + warm * a,
-        clutter=int(round(1 + 7 * (1 - c))),
+        rng, _canvas_size(W, H), cool * (1 - a) + warm * a, int(round(1 + 7 * (1 - c)))
     )
     style = _ClipStyle(
         tint=(low_tint * (1 - o) + high_tint * o).astype(np.float32) / 255.0,
@@ -443,8 +472,6 @@ def _encode(
     audio_in = ["-i", str(wav_path)] if wav is not None else []
     audio_map = ["-map", "1:a:0"] if wav is not None else []
     video = b"".join(f.tobytes() for f in frames)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
     cmd = [
         "ffmpeg",
         "-nostdin",
@@ -498,15 +525,24 @@ def _encode(
         "+faststart",
         "-f",
         "mp4",
-        tmp,
     ]
-    try:
-        proc = subprocess.run(cmd, input=video, capture_output=True)
+    with _replacing(out) as (fd, tmp):
+        os.close(fd)
+        proc = subprocess.run([*cmd, tmp], input=video, capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"ffmpeg failed on {out.name}: {proc.stderr.decode(errors='replace').strip()}"
             )
-        _publish(tmp, out)
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[tuple[int, str]]:
+    """A temp file beside `path` (open fd, name) that replaces `path` when the block ends
+    without error, and is removed when it fails: readers never see a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        yield fd, tmp
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -556,7 +592,7 @@ def generate(
     videos.mkdir(parents=True, exist_ok=True)
     for stale in videos.glob(".*.tmp"):  # left by an interrupted run
         stale.unlink(missing_ok=True)
-    W, H = params.width - params.width % 2, params.height - params.height % 2  # yuv420p
+    W, H = _frame_size(params)
     label_cols = list(EMOTIONS if task == "emotion" else TRAITS)
     rows: list[dict[str, object]] = []
     ids = [f"{corpus}_{i:04d}" for i in range(params.clips)]
@@ -564,20 +600,12 @@ def generate(
         workdir = Path(work)
         for i in tqdm(range(params.clips), desc=f"demo {corpus}", unit="clip"):
             rng = _rng(seed, corpus, i)
-            make = _emotion_clip if task == "emotion" else _personality_clip
-            label, style, candidates, speed, pitch = make(i, rng, W, H)
-            text, pcm, rate = _speak_to_fit(candidates, speed, pitch, params.seconds, workdir)
+            label, style, text, pcm, rate = _plan_clip(task, i, rng, params, workdir)
             wav = _clip_audio(pcm, rate, params.seconds, rng)
             frames = _render_frames(style, rng, params, W, H)
             _encode(frames, wav, videos / f"{ids[i]}.mp4", params, W, H, workdir)
-            rows.append(
-                {
-                    "video_id": ids[i],
-                    "split": split_of(i, params.clips, task),
-                    **{k: f"{label[k]:.4f}" for k in label_cols},
-                    "transcript": text if with_transcripts else "",
-                }
-            )
+            split = split_of(i, params.clips, task)
+            rows.append(_label_row(ids[i], split, task, label, text if with_transcripts else ""))
         if params.bad_inputs:
             for kind in BAD_INPUTS:
                 rows.append(
@@ -625,15 +653,12 @@ def _bad_clip(
     """Write one bad clip of `kind` and return its labels.csv row (train split)."""
     if kind not in BAD_INPUTS:
         raise ValueError(f"unknown bad input '{kind}', known: {sorted(BAD_INPUTS)}")
-    W, H = params.width - params.width % 2, params.height - params.height % 2
+    W, H = _frame_size(params)
     j = list(BAD_INPUTS).index(kind)
     rng = _rng(seed, f"{corpus}/bad", j)  # its own stream: the good clips do not change
-    make = _emotion_clip if task == "emotion" else _personality_clip
-    label, style, candidates, speed, pitch = make(j, rng, W, H)
+    label, style, said, pcm, rate = _plan_clip(task, j, rng, params, workdir)
     vid = bad_video_id(corpus, kind)
     out = videos / f"{vid}.mp4"
-    text, pcm, rate = _speak_to_fit(candidates, speed, pitch, params.seconds, workdir)
-    said = text
     if kind == "empty":
         _write_bytes(out, b"")
     elif kind == "corrupt":
@@ -652,37 +677,19 @@ def _bad_clip(
             start = max(data.find(b"mdat"), 0)
             _write_bytes(out, data[: start + (len(data) - start) // 2])
             target.unlink()
-    label_cols = EMOTIONS if task == "emotion" else TRAITS
-    return {
-        "video_id": vid,
-        "split": "train",
-        **{k: f"{label[k]:.4f}" for k in label_cols},
-        "transcript": said if with_transcripts else "",
-    }
+    return _label_row(vid, "train", task, label, said if with_transcripts else "")
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _replacing(path) as (fd, _), os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _write_labels(path: Path, rows: list[dict[str, object]], columns: list[str]) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _replacing(path) as (fd, _), os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 

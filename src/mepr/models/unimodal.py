@@ -25,6 +25,11 @@ def head(in_dim: int, hidden: int, n_out: int, dropout: float) -> nn.Sequential:
     )
 
 
+def projection(in_dim: int, hidden: int, dropout: float) -> nn.Sequential:
+    """Input projection to the model width: Linear - LayerNorm - Dropout."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.Dropout(dropout))
+
+
 @dataclass(frozen=True)
 class UnimodalConfig:
     """Everything needed to rebuild a stage-1 model (stored in its config.json)."""
@@ -58,9 +63,7 @@ class UnimodalModel(nn.Module):
             raise ValueError(f"unknown task '{cfg.task}'")
         self.cfg = cfg
         h = cfg.hidden_dim
-        self.proj = nn.Sequential(
-            nn.Linear(cfg.in_dim, h), nn.LayerNorm(h), nn.Dropout(cfg.dropout)
-        )
+        self.proj = projection(cfg.in_dim, h, cfg.dropout)
         self.encoder = build_encoder(
             cfg.encoder,
             h,
@@ -95,6 +98,13 @@ class CrossConfig:
         return asdict(self)
 
 
+def _attention_blocks(cfg: CrossConfig) -> nn.ModuleList:
+    """One branch of the bridge: an attention block per layer."""
+    return nn.ModuleList(
+        AttentionBlock(cfg.hidden_dim, cfg.heads, cfg.dropout) for _ in range(cfg.layers)
+    )
+
+
 class CrossDomainModel(nn.Module):
     """Stage 2: the frozen stage-1 emotion and personality models of one modality, bridged.
 
@@ -117,20 +127,11 @@ class CrossDomainModel(nn.Module):
         for p in (*emotion_model.parameters(), *personality_model.parameters()):
             p.requires_grad_(False)
         h = cfg.hidden_dim
-        self.emo_proj = nn.Sequential(
-            nn.Linear(emotion_model.cfg.hidden_dim, h), nn.LayerNorm(h), nn.Dropout(cfg.dropout)
-        )
-        self.per_proj = nn.Sequential(
-            nn.Linear(personality_model.cfg.hidden_dim, h),
-            nn.LayerNorm(h),
-            nn.Dropout(cfg.dropout),
-        )
-        self.emo_blocks = nn.ModuleList(
-            AttentionBlock(h, cfg.heads, cfg.dropout) for _ in range(cfg.layers)
-        )
-        self.per_blocks = nn.ModuleList(
-            AttentionBlock(h, cfg.heads, cfg.dropout) for _ in range(cfg.layers)
-        )
+        # the creation order decides each layer's seeded initial weights: keep it
+        self.emo_proj = projection(emotion_model.cfg.hidden_dim, h, cfg.dropout)
+        self.per_proj = projection(personality_model.cfg.hidden_dim, h, cfg.dropout)
+        self.emo_blocks = _attention_blocks(cfg)
+        self.per_blocks = _attention_blocks(cfg)
         self.emotion_head = head(2 * h, cfg.out_features, N_EMOTIONS, cfg.dropout)
         self.personality_head = head(2 * h, cfg.out_features, N_TRAITS, cfg.dropout)
 

@@ -9,6 +9,7 @@ network, no external files: a page can be mailed or archived as is.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -240,6 +241,15 @@ def render_video_report(record: dict[str, Any], extraction) -> str:
     )
 
 
+def _mini_bars(
+    name: str, keys: Sequence[str], values: dict[str, float], colours: dict[str, str], width: int
+) -> str:
+    """An index row's small bar chart: one bar per key, in the order of `keys`."""
+    return svg.mini_bars(
+        name, [values[k] for k in keys], [colours[k] for k in keys], list(keys), width=width
+    )
+
+
 def render_index(
     summary: dict[str, Any], records: list[dict[str, Any]], thumbs: dict[str, str] | None = None
 ) -> str:
@@ -261,22 +271,10 @@ def render_index(
                 "top": r["emotion"]["top"],
                 "top_p": probs[r["emotion"]["top"]],
                 "emotion_svg": Markup(
-                    svg.mini_bars(
-                        "emotion-mini",
-                        [probs[e] for e in EMOTIONS],
-                        [EMOTION_COLOURS[e] for e in EMOTIONS],
-                        list(EMOTIONS),
-                        width=150,
-                    )  # fmt: skip
+                    _mini_bars("emotion-mini", EMOTIONS, probs, EMOTION_COLOURS, width=150)
                 ),
                 "traits_svg": Markup(
-                    svg.mini_bars(
-                        "traits-mini",
-                        [scores[t] for t in TRAITS],
-                        [TRAIT_COLOURS[t] for t in TRAITS],
-                        list(TRAITS),
-                        width=110,
-                    )  # fmt: skip
+                    _mini_bars("traits-mini", TRAITS, scores, TRAIT_COLOURS, width=110)
                 ),
                 "mods": [(m, r["modalities"][m]["present"]) for m in r["model"]["modalities"]],
                 "seconds": r["timings_s"].get("total_s", 0.0),

@@ -6,6 +6,7 @@ torch is imported inside the handlers only, so building the parser stays cheap.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from mepr.labels import MODALITIES
 
@@ -15,47 +16,26 @@ PARAMS_HELP = (
 )
 
 
-def _unimodal(a: argparse.Namespace) -> None:
-    from mepr.train.params import parse_params
-    from mepr.train.stages import train_unimodal
+def _handler(stage: str, *names: str) -> Callable[[argparse.Namespace], None]:
+    """The command running `mepr.train.stages.<stage>` with the parsed arguments `names`,
+    --params (parsed), --seed and --out."""
 
-    train_unimodal(
-        modality=a.modality,
-        corpus=a.corpus,
-        manifest=a.manifest,
-        embeddings=a.embeddings,
-        params=parse_params(a.params),
-        seed=a.seed,
-        out=a.out,
-    )
+    def run(a: argparse.Namespace) -> None:
+        from mepr.train import stages
+        from mepr.train.params import parse_params
 
+        kwargs = {name: getattr(a, name) for name in names}
+        getattr(stages, stage)(**kwargs, params=parse_params(a.params), seed=a.seed, out=a.out)
 
-def _cross(a: argparse.Namespace) -> None:
-    from mepr.train.params import parse_params
-    from mepr.train.stages import train_cross
-
-    train_cross(
-        modality=a.modality,
-        stage1=a.stage1,
-        manifests=a.manifests,
-        embeddings=a.embeddings,
-        params=parse_params(a.params),
-        seed=a.seed,
-        out=a.out,
-    )
+    return run
 
 
-def _fusion(a: argparse.Namespace) -> None:
-    from mepr.train.params import parse_params
-    from mepr.train.stages import train_fusion
-
-    train_fusion(
-        cross=a.cross,
-        manifests=a.manifests,
-        params=parse_params(a.params),
-        seed=a.seed,
-        out=a.out,
-    )
+def _finish(p: argparse.ArgumentParser, params_help: str, handler: Callable) -> None:
+    """The arguments every stage ends with, and its handler."""
+    p.add_argument("--params", required=True, help=params_help)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=handler)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,10 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", required=True, help="corpus name (recorded in the outputs)")
     p.add_argument("--manifest", required=True, help="the corpus manifest.parquet")
     p.add_argument("--embeddings", required=True, nargs="+", help="the modality's shards")
-    p.add_argument("--params", required=True, help=PARAMS_HELP)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_unimodal)
+    unimodal = ("modality", "corpus", "manifest", "embeddings")
+    _finish(p, PARAMS_HELP, _handler("train_unimodal", *unimodal))
 
     p = subparsers.add_parser(
         "train-cross",
@@ -84,17 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--embeddings", required=True, nargs="+", help="the modality's shards of every corpus"
     )
-    p.add_argument("--params", required=True, help=PARAMS_HELP)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_cross)
+    cross = ("modality", "stage1", "manifests", "embeddings")
+    _finish(p, PARAMS_HELP, _handler("train_cross", *cross))
 
     p = subparsers.add_parser(
         "train-fusion", help="stage 3: multimodal fusion of the stage-2 outputs"
     )
     p.add_argument("--cross", required=True, nargs="+", help="one train-cross folder per modality")
     p.add_argument("--manifests", required=True, nargs="+", help="every corpus manifest")
-    p.add_argument("--params", required=True, help="JSON text or file of the whole 'train' section")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_fusion)
+    params_help = "JSON text or file of the whole 'train' section"
+    _finish(p, params_help, _handler("train_fusion", "cross", "manifests"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +77,17 @@ def baseline_predictions(labels: Labels, train_idx: np.ndarray) -> tuple[np.ndar
     return np.tile(prior, (n, 1)), np.tile(mean.astype(np.float32), (n, 1))
 
 
+def _rows(labels: Labels, split: str, ok: np.ndarray) -> np.ndarray:
+    """The rows of `split` where `ok` holds."""
+    idx = labels.index(split)
+    return idx[ok[idx]]
+
+
 def _dev_index(labels: Labels, ok: np.ndarray) -> np.ndarray:
-    dev = labels.index("dev")
-    dev = dev[ok[dev]]
+    dev = _rows(labels, "dev", ok)
     if len(dev) == 0:
         print("warning: no labelled dev rows; selecting on the train split", file=sys.stderr)
-        dev = labels.index("train")
-        dev = dev[ok[dev]]
+        dev = _rows(labels, "train", ok)
     return dev
 
 
@@ -119,6 +124,86 @@ def _prepare(out: Path, seed: int, params: TrainParams) -> torch.device:
     return loop.resolve_device(params.device)
 
 
+Predictions = tuple[np.ndarray | None, np.ndarray | None]  # emotion probs, trait scores
+
+
+def _fit(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    params: TrainParams,
+    max_epochs: int,
+    train_epoch: Callable[[int], tuple[float, dict[str, float]]],
+    dev: tuple[Labels, np.ndarray, Callable[[], Predictions]],
+    out: Path,
+    log_prefix: str,
+) -> loop.FitResult:
+    """Early stopping on the dev selection score; `dev` is (labels, dev rows, their predictor)."""
+    labels, dev_idx, predict = dev
+
+    def evaluate() -> tuple[float, dict[str, float]]:
+        probs, scores = predict()
+        sub = _Sub(labels, dev_idx)
+        met = split_metrics(sub, np.arange(len(dev_idx)), probs, scores, params.selection)
+        return met["selection"], _summary(met)
+
+    return loop.fit(
+        model,
+        optimizer=opt,
+        params=params,
+        max_epochs=max_epochs,
+        train_epoch=train_epoch,
+        evaluate=evaluate,
+        curves_path=out / "curves.csv",
+        log_prefix=log_prefix,
+    )
+
+
+def _epoch_loss(batches: Iterable[np.ndarray], step: Callable[[np.ndarray], float | None]) -> float:
+    """Mean loss per row over an epoch; `step` returns None for a batch without any loss term."""
+    total, n = 0.0, 0
+    for b in batches:
+        loss = step(b)
+        if loss is not None:
+            total, n = total + loss * len(b), n + len(b)
+    return total / max(n, 1)
+
+
+def _split_outputs(labels: Labels, probs, scores, kind: str) -> dict[str, dict[str, Any]]:
+    """Metrics of one set of predictions (all rows) on the dev and test splits."""
+    return {s: split_metrics(labels, labels.index(s), probs, scores, kind) for s in ("dev", "test")}
+
+
+def _save(
+    out: Path,
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    params: TrainParams,
+    seed: int,
+    res: loop.FitResult,
+) -> dict[str, Any]:
+    """Write the best weights, config.json (`config` + how it was trained) and metrics.json."""
+    config = {**config, "params": params.to_dict(), "seed": seed, "best_epoch": res.best_epoch}
+    loop.save_model(model, out / "model.safetensors", config)
+    loop.write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+_STAGES = {
+    "unimodal": "stage-1 (train-unimodal)",
+    "cross": "stage-2 (train-cross)",
+    "fusion": "stage-3 (train-fusion)",
+}
+
+
+def _stage_config(d: Path, stage: str) -> dict[str, Any]:
+    """A model folder's config.json, checked to come from `stage`."""
+    cfg = json.loads((d / "config.json").read_text())
+    if cfg.get("stage") != stage:
+        raise ValueError(f"{d}: not a {_STAGES[stage]} model folder")
+    return cfg
+
+
 # --------------------------------------------------------------------------- stage 1
 def unimodal_config(params: TrainParams, modality: str, task: str, in_dim: int) -> UnimodalConfig:
     enc = params.encoder_for(modality)
@@ -139,15 +224,22 @@ def unimodal_config(params: TrainParams, modality: str, task: str, in_dim: int) 
     )
 
 
-def _run_model(model, x: np.ndarray, mask: np.ndarray, device, fn) -> list[np.ndarray]:
-    """Apply `fn(model(xb, mb))` -> tuple of tensors over all rows in eval batches."""
+def _eval_batches(model, n: int, fn: Callable[[slice], tuple]) -> list[np.ndarray]:
+    """`fn(rows)` -> tuple of tensors over rows 0..n in eval batches, without gradients;
+    each column concatenated to one array."""
     model.eval()
     parts: list[list[np.ndarray]] = []
     with torch.no_grad():
-        for s in range(0, len(x), EVAL_BATCH):
-            res = fn(model(_t(x[s : s + EVAL_BATCH], device), _t(mask[s : s + EVAL_BATCH], device)))
-            parts.append([r.float().cpu().numpy() for r in res])
+        for s in range(0, n, EVAL_BATCH):
+            parts.append([r.float().cpu().numpy() for r in fn(slice(s, s + EVAL_BATCH))])
     return [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else []
+
+
+def _run_model(model, x: np.ndarray, mask: np.ndarray, device, fn, idx=None) -> list[np.ndarray]:
+    """Apply `fn(model(xb, mb))` -> tuple of tensors over rows `idx` (default all)."""
+    if idx is not None:
+        x, mask = x[idx], mask[idx]
+    return _eval_batches(model, len(x), lambda r: fn(model(_t(x[r], device), _t(mask[r], device))))
 
 
 def train_unimodal(
@@ -173,8 +265,7 @@ def train_unimodal(
     model = UnimodalModel(cfg).to(device)
     opt = _optimizer(model, params)
 
-    train_idx = labels.index("train")
-    train_idx = train_idx[has[train_idx]]
+    train_idx = _rows(labels, "train", has)
     if len(train_idx) == 0:
         raise ValueError(f"{manifest}: no labelled train rows for task '{task}'")
     fit_idx = train_idx[seqs.present[train_idx]]
@@ -186,79 +277,46 @@ def train_unimodal(
     y_tr = torch.from_numpy(labels.traits)
     gen = torch.Generator().manual_seed(seed)
 
-    def predict(idx=None):
-        xi, mi = (x, m) if idx is None else (x[idx], m[idx])
-        (o,) = _run_model(model, xi, mi, device, lambda r: (r["output"],))
+    def predict(idx=None) -> Predictions:
+        (o,) = _run_model(model, x, m, device, lambda r: (r["output"],), idx)
         if task == "emotion":
             return torch.softmax(torch.from_numpy(o), -1).numpy(), None
         return None, o
 
+    def step(b: np.ndarray) -> float:
+        out_ = model(_t(x[b], device), _t(m[b], device))["output"]
+        if task == "emotion":
+            loss = F.cross_entropy(out_, y_cls[b].to(device))
+        else:
+            loss = (out_ - y_tr[b].to(device)).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
     def train_epoch(_epoch):
-        total, n = 0.0, 0
-        for b in loop.batches(fit_idx, params.batch_size, gen):
-            out_ = model(_t(x[b], device), _t(m[b], device))["output"]
-            if task == "emotion":
-                loss = F.cross_entropy(out_, y_cls[b].to(device))
-            else:
-                loss = (out_ - y_tr[b].to(device)).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, n = total + loss.item() * len(b), n + len(b)
-        return total / max(n, 1), {}
+        return _epoch_loss(loop.batches(fit_idx, params.batch_size, gen), step), {}
 
-    def evaluate():
-        probs, scores = predict(dev_idx)
-        sub = np.arange(len(dev_idx))
-        met = split_metrics(_Sub(labels, dev_idx), sub, probs, scores, params.selection)
-        return met["selection"], _summary(met)
-
-    res = loop.fit(
-        model,
-        optimizer=opt,
-        params=params,
-        max_epochs=params.max_epochs,
-        train_epoch=train_epoch,
-        evaluate=evaluate,
-        curves_path=out / "curves.csv",
-        log_prefix=f"train-unimodal {modality}/{corpus}: ",
-    )
+    dev = (labels, dev_idx, lambda: predict(dev_idx))
+    log = f"train-unimodal {modality}/{corpus}: "
+    res = _fit(model, opt, params, params.max_epochs, train_epoch, dev, out, log)
     probs, scores = predict()
     base_probs, base_scores = baseline_predictions(labels, train_idx)
     if task == "emotion":
         base_scores = None
     else:
         base_probs = None
+    ident = {"stage": "unimodal", "modality": modality, "corpus": corpus, "task": task}
     metrics: dict[str, Any] = {
-        "stage": "unimodal",
-        "modality": modality,
-        "corpus": corpus,
-        "task": task,
+        **ident,
         "best_epoch": res.best_epoch,
         "epochs_run": res.epochs_run,
         "n_train": int(len(fit_idx)),
         "n_missing": int((~seqs.present).sum()),
-        "baseline": {},
+        "baseline": _split_outputs(labels, base_probs, base_scores, params.selection),
+        **_split_outputs(labels, probs, scores, params.selection),
     }
-    for split in ("dev", "test"):
-        idx = labels.index(split)
-        metrics[split] = split_metrics(labels, idx, probs, scores, params.selection)
-        metrics["baseline"][split] = split_metrics(
-            labels, idx, base_probs, base_scores, params.selection
-        )
-    config = {
-        "stage": "unimodal",
-        "modality": modality,
-        "corpus": corpus,
-        "task": task,
-        "model": cfg.to_dict(),
-        "params": params.to_dict(),
-        "seed": seed,
-        "best_epoch": res.best_epoch,
-    }
-    loop.save_model(model, out / "model.safetensors", config)
-    loop.write_json(out / "metrics.json", metrics)
-    return metrics
+    return _save(out, model, {**ident, "model": cfg.to_dict()}, metrics, params, seed, res)
 
 
 class _Sub(Labels):
@@ -279,9 +337,7 @@ class _Sub(Labels):
 
 def load_unimodal(directory: str | Path, device: str | torch.device = "cpu") -> UnimodalModel:
     d = Path(directory)
-    cfg = json.loads((d / "config.json").read_text())
-    if cfg.get("stage") != "unimodal":
-        raise ValueError(f"{d}: not a stage-1 (train-unimodal) model folder")
+    cfg = _stage_config(d, "unimodal")
     model = UnimodalModel(UnimodalConfig(**cfg["model"]))
     return loop.load_weights(model, d / "model.safetensors").to(device).eval()
 
@@ -290,9 +346,7 @@ def load_unimodal(directory: str | Path, device: str | torch.device = "cpu") -> 
 def _stage1_pair(dirs: list[str | Path], modality: str) -> tuple[Path, Path]:
     found: dict[str, Path] = {}
     for d in map(Path, dirs):
-        cfg = json.loads((d / "config.json").read_text())
-        if cfg.get("stage") != "unimodal":
-            raise ValueError(f"{d}: not a stage-1 (train-unimodal) model folder")
+        cfg = _stage_config(d, "unimodal")
         if cfg["modality"] != modality:
             raise ValueError(f"{d}: a '{cfg['modality']}' model, expected '{modality}'")
         if cfg["task"] in found:
@@ -302,10 +356,6 @@ def _stage1_pair(dirs: list[str | Path], modality: str) -> tuple[Path, Path]:
     if missing:
         raise ValueError(f"--stage1 lacks a {' and '.join(sorted(missing))} model")
     return found["emotion"], found["personality"]
-
-
-def _outputs(labels: Labels, probs, scores, split: str, kind: str) -> dict[str, Any]:
-    return split_metrics(labels, labels.index(split), probs, scores, kind)
 
 
 def _multitask_step(model, opt, weighting, out, targets, teacher, params: TrainParams):
@@ -328,6 +378,21 @@ def _multitask_step(model, opt, weighting, out, targets, teacher, params: TrainP
     loss.backward()
     opt.step()
     return loss.item()
+
+
+def _multitask_epoch(
+    model, opt, weighting, batches, forward, tensors, device, params: TrainParams
+) -> tuple[float, dict[str, float]]:
+    """One epoch of stage 2 or 3: `forward(b)` gives a batch's outputs and its SSL teacher
+    (logits, scores).  Returns the mean loss and the loss weights as curve columns."""
+
+    def step(b: np.ndarray) -> float | None:
+        out, teacher = forward(b)
+        targets = [t[b].to(device) for t in tensors]
+        return _multitask_step(model, opt, weighting, out, targets, teacher, params)
+
+    loss = _epoch_loss(batches, step)
+    return loss, {f"w_{k}": v for k, v in weighting.weights.items()}
 
 
 def train_cross(
@@ -362,12 +427,8 @@ def train_cross(
     model = CrossDomainModel(emo_model, per_model, ccfg).to(device)
     opt = _optimizer(model, params)
     weighting = LossWeighting(params.gradnorm, params.ssl)
-    labelled = labels.has_emotion | labels.has_traits
-    train_idx = labels.index("train")
-    train_idx = train_idx[labelled[train_idx] & seqs.present[train_idx]]
-    if len(train_idx) == 0:
-        raise ValueError("no labelled train rows with this modality present")
-    dev_idx = _dev_index(labels, labelled)
+    missing = "no labelled train rows with this modality present"
+    train_idx, dev_idx = _multitask_rows(labels, seqs.present, missing)
     x, m = seqs.x, seqs.mask
     train_idx_sorted = np.sort(train_idx)
     tensors = _label_tensors(labels)
@@ -376,46 +437,27 @@ def train_cross(
     base_keys = ("base_emotion_logits", "base_personality_scores")
 
     def predict(idx=None, which=keys):
-        xi, mi = (x, m) if idx is None else (x[idx], m[idx])
-        return _run_model(model, xi, mi, device, lambda r: tuple(r[k] for k in which))
+        return _run_model(model, x, m, device, lambda r: tuple(r[k] for k in which), idx)
 
     # The stage-1 models are frozen and deterministic: encode the train rows once.
     base = _precompute_base(model, x, m, train_idx, device)
 
+    def forward(b: np.ndarray):
+        mb = _t(m[b], device)
+        if base is None:
+            o = model(_t(x[b], device), mb)
+        else:
+            rows = torch.from_numpy(np.searchsorted(train_idx_sorted, b))
+            o = model(None, mb, base={k: v[rows].to(device) for k, v in base.items()})
+        return o, (o["base_emotion_logits"], o["base_personality_scores"])
+
     def train_epoch(_epoch):
-        total, n = 0.0, 0
-        for b in loop.batches(train_idx, params.batch_size, gen):
-            mb = _t(m[b], device)
-            if base is None:
-                o = model(_t(x[b], device), mb)
-            else:
-                rows = torch.from_numpy(np.searchsorted(train_idx_sorted, b))
-                o = model(None, mb, base={k: v[rows].to(device) for k, v in base.items()})
-            targets = [t[b].to(device) for t in tensors]
-            teacher = (o["base_emotion_logits"], o["base_personality_scores"])
-            loss = _multitask_step(model, opt, weighting, o, targets, teacher, params)
-            if loss is not None:
-                total, n = total + loss * len(b), n + len(b)
-        return total / max(n, 1), {f"w_{k}": v for k, v in weighting.weights.items()}
+        batches = loop.batches(train_idx, params.batch_size, gen)
+        return _multitask_epoch(model, opt, weighting, batches, forward, tensors, device, params)
 
-    def evaluate():
-        logits, scores = predict(dev_idx, keys[:2])
-        sub = _Sub(labels, dev_idx)
-        met = split_metrics(
-            sub, np.arange(len(dev_idx)), _softmax(logits), scores, params.selection
-        )
-        return met["selection"], _summary(met)
-
-    res = loop.fit(
-        model,
-        optimizer=opt,
-        params=params,
-        max_epochs=params.cross.max_epochs,
-        train_epoch=train_epoch,
-        evaluate=evaluate,
-        curves_path=out / "curves.csv",
-        log_prefix=f"train-cross {modality}: ",
-    )
+    dev = (labels, dev_idx, lambda: _probs(*predict(dev_idx, keys[:2])))
+    log = f"train-cross {modality}: "
+    res = _fit(model, opt, params, params.cross.max_epochs, train_epoch, dev, out, log)
     logits, scores, fe, fp = predict()
     base_logits, base_scores = predict(which=base_keys)
     probs = _softmax(logits)
@@ -429,35 +471,22 @@ def train_cross(
         "n_train": int(len(train_idx)),
         "n_missing": int((~seqs.present).sum()),
         "loss_weights": weighting.weights,
-        "baseline": {},
-        "stage1": {},
+        "baseline": _split_outputs(labels, prior_probs, mean_scores, kind),
+        "stage1": _split_outputs(labels, _softmax(base_logits), base_scores, kind),
+        **_split_outputs(labels, probs, scores, kind),
     }
-    for split in ("dev", "test"):
-        metrics[split] = _outputs(labels, probs, scores, split, kind)
-        metrics["baseline"][split] = _outputs(labels, prior_probs, mean_scores, split, kind)
-        metrics["stage1"][split] = _outputs(labels, _softmax(base_logits), base_scores, split, kind)
     present = seqs.present
     fe[~present] = 0.0
     fp[~present] = 0.0
-    rows = [
-        {
-            "video_id": labels.video_id[i],
-            "corpus": labels.corpus[i],
-            "split": str(labels.split[i]),
-            "present": bool(present[i]),
-            "emotion_features": fe[i],
-            "personality_features": fp[i],
-            "emotion_logits": logits[i],
-            "personality_scores": scores[i],
-        }
-        for i in range(len(labels))
-    ]
-    shards.write_table(
-        _table(rows, CROSS_FEATURES),
-        CROSS_FEATURES,
-        out / "features.parquet",
-        params={"modality": modality, "stage": "cross", "seed": seed},
-    )
+    columns = {
+        "present": present.tolist(),
+        "emotion_features": fe,
+        "personality_features": fp,
+        "emotion_logits": logits,
+        "personality_scores": scores,
+    }
+    written = {"modality": modality, "stage": "cross", "seed": seed}
+    _write_rows(labels, columns, CROSS_FEATURES, out / "features.parquet", written)
     config = {
         "stage": "cross",
         "modality": modality,
@@ -466,13 +495,8 @@ def train_cross(
             "personality": per_model.cfg.to_dict(),
             "cross": ccfg.to_dict(),
         },
-        "params": params.to_dict(),
-        "seed": seed,
-        "best_epoch": res.best_epoch,
     }
-    loop.save_model(model, out / "model.safetensors", config)
-    loop.write_json(out / "metrics.json", metrics)
-    return metrics
+    return _save(out, model, config, metrics, params, seed, res)
 
 
 PRECOMPUTE_LIMIT = 1 << 28  # elements (1 GiB of float32) of cached stage-1 sequences
@@ -496,10 +520,7 @@ def _precompute_base(model, x, m, idx, device) -> dict[str, torch.Tensor] | None
 
 def load_cross(directory: str | Path, device: str | torch.device = "cpu") -> CrossDomainModel:
     d = Path(directory)
-    cfg = json.loads((d / "config.json").read_text())
-    if cfg.get("stage") != "cross":
-        raise ValueError(f"{d}: not a stage-2 (train-cross) model folder")
-    mc = cfg["model"]
+    mc = _stage_config(d, "cross")["model"]
     model = CrossDomainModel(
         UnimodalModel(UnimodalConfig(**mc["emotion"])),
         UnimodalModel(UnimodalConfig(**mc["personality"])),
@@ -526,6 +547,42 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return torch.softmax(torch.from_numpy(logits).double(), dim=-1).float().numpy()
 
 
+def _probs(logits: np.ndarray, scores: np.ndarray) -> Predictions:
+    return _softmax(logits), scores
+
+
+def _multitask_rows(
+    labels: Labels, usable: np.ndarray, missing: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stages 2-3: the train rows (labelled for either task and `usable`; none: ValueError
+    `missing`) and the dev rows that select the model (labelled)."""
+    labelled = labels.has_emotion | labels.has_traits
+    train_idx = _rows(labels, "train", labelled & usable)
+    if len(train_idx) == 0:
+        raise ValueError(missing)
+    return train_idx, _dev_index(labels, labelled)
+
+
+def _write_rows(
+    labels: Labels,
+    columns: dict[str, Any],
+    schema: shards.ShardSchema,
+    path: Path,
+    params: dict[str, Any],
+) -> None:
+    """One row per video of `labels` (id, corpus, split, then row i of each of `columns`)."""
+    rows = [
+        {
+            "video_id": labels.video_id[i],
+            "corpus": labels.corpus[i],
+            "split": str(labels.split[i]),
+            **{name: col[i] for name, col in columns.items()},
+        }
+        for i in range(len(labels))
+    ]
+    shards.write_table(_table(rows, schema), schema, path, params=params)
+
+
 def _table(rows: list[dict[str, Any]], schema: shards.ShardSchema):
     import pyarrow as pa
 
@@ -547,10 +604,7 @@ def _table(rows: list[dict[str, Any]], schema: shards.ShardSchema):
 def _cross_inputs(cross: list[str | Path], drop: tuple[str, ...]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for d in map(Path, cross):
-        cfg = json.loads((d / "config.json").read_text())
-        if cfg.get("stage") != "cross":
-            raise ValueError(f"{d}: not a stage-2 (train-cross) model folder")
-        m = cfg["modality"]
+        m = _stage_config(d, "cross")["modality"]
         if m in found:
             raise ValueError(f"two '{m}' stage-2 folders: {found[m]} and {d}")
         found[m] = d
@@ -602,12 +656,8 @@ def train_fusion(
     w = present_t.float().unsqueeze(-1)
     denom = w.sum(1).clamp_min(1.0)
     teacher_logits, teacher_scores = (logits_t * w).sum(1) / denom, (scores_t * w).sum(1) / denom
-    labelled = labels.has_emotion | labels.has_traits
-    train_idx = labels.index("train")
-    train_idx = train_idx[labelled[train_idx]]
-    if len(train_idx) == 0:
-        raise ValueError("no labelled train rows")
-    dev_idx = _dev_index(labels, labelled)
+    everywhere = np.ones(len(labels), bool)
+    train_idx, dev_idx = _multitask_rows(labels, everywhere, "no labelled train rows")
     tensors = _label_tensors(labels)
     gen = torch.Generator().manual_seed(seed)
 
@@ -622,46 +672,27 @@ def train_fusion(
 
     def predict(idx=None):
         idx = np.arange(len(labels)) if idx is None else idx
-        model.eval()
-        lo, sc = [], []
-        with torch.no_grad():
-            for s in range(0, len(idx), EVAL_BATCH):
-                o = forward(idx[s : s + EVAL_BATCH])
-                lo.append(o["emotion_logits"].float().cpu().numpy())
-                sc.append(o["personality_scores"].float().cpu().numpy())
-        return np.concatenate(lo), np.concatenate(sc)
+
+        def outputs(r: slice):
+            o = forward(idx[r])
+            return o["emotion_logits"], o["personality_scores"]
+
+        return _eval_batches(model, len(idx), outputs)
+
+    def teach(b: np.ndarray):
+        o = forward(b)
+        if params.ssl.fusion_teacher == "self":  # self-training, as in the reference
+            t_logits, t_scores = o["emotion_logits"], o["personality_scores"]
+        else:  # the stage-2 predictions averaged over the present modalities
+            t_logits, t_scores = teacher_logits[b].to(device), teacher_scores[b].to(device)
+        return o, (t_logits.detach(), t_scores.detach())
 
     def train_epoch(_epoch):
-        total, n = 0.0, 0
-        for b in loop.batches(train_idx, params.batch_size, gen):
-            o = forward(b)
-            if params.ssl.fusion_teacher == "self":  # self-training, as in the reference
-                t_logits, t_scores = o["emotion_logits"], o["personality_scores"]
-            else:  # the stage-2 predictions averaged over the present modalities
-                t_logits, t_scores = teacher_logits[b].to(device), teacher_scores[b].to(device)
-            targets = [t[b].to(device) for t in tensors]
-            teacher = (t_logits.detach(), t_scores.detach())
-            loss = _multitask_step(model, opt, weighting, o, targets, teacher, params)
-            if loss is not None:
-                total, n = total + loss * len(b), n + len(b)
-        return total / max(n, 1), {f"w_{k}": v for k, v in weighting.weights.items()}
+        batches = loop.batches(train_idx, params.batch_size, gen)
+        return _multitask_epoch(model, opt, weighting, batches, teach, tensors, device, params)
 
-    def evaluate():
-        lo, sc = predict(dev_idx)
-        sub = _Sub(labels, dev_idx)
-        met = split_metrics(sub, np.arange(len(dev_idx)), _softmax(lo), sc, params.selection)
-        return met["selection"], _summary(met)
-
-    res = loop.fit(
-        model,
-        optimizer=opt,
-        params=params,
-        max_epochs=fp.max_epochs,
-        train_epoch=train_epoch,
-        evaluate=evaluate,
-        curves_path=out / "curves.csv",
-        log_prefix="train-fusion: ",
-    )
+    dev = (labels, dev_idx, lambda: _probs(*predict(dev_idx)))
+    res = _fit(model, opt, params, fp.max_epochs, train_epoch, dev, out, "train-fusion: ")
     logits, scores = predict()
     probs = _softmax(logits)
     prior_probs, mean_scores = baseline_predictions(labels, labels.index("train"))
@@ -672,51 +703,27 @@ def train_fusion(
         "best_epoch": res.best_epoch,
         "epochs_run": res.epochs_run,
         "loss_weights": weighting.weights,
-        "baseline": {},
-        "unimodal": {m: {} for m in mods},
+        "baseline": _split_outputs(labels, prior_probs, mean_scores, kind),
+        "unimodal": {
+            m: _split_outputs(labels, _softmax(feats[m].logits), feats[m].scores, kind)
+            for m in mods
+        },
+        **_split_outputs(labels, probs, scores, kind),
     }
-    for split in ("dev", "test"):
-        metrics[split] = _outputs(labels, probs, scores, split, kind)
-        metrics["baseline"][split] = _outputs(labels, prior_probs, mean_scores, split, kind)
-        for m in mods:
-            metrics["unimodal"][m][split] = _outputs(
-                labels, _softmax(feats[m].logits), feats[m].scores, split, kind
-            )
-    rows = [
-        {
-            "video_id": labels.video_id[i],
-            "corpus": labels.corpus[i],
-            "split": str(labels.split[i]),
-            "task": labels.task[i],
-            "emotion_probs": probs[i],
-            "personality_scores": scores[i],
-            "n_modalities": int(present_np[i].sum()),
-        }
-        for i in range(len(labels))
-    ]
-    shards.write_table(
-        _table(rows, FUSION_PREDICTIONS),
-        FUSION_PREDICTIONS,
-        out / "predictions.parquet",
-        params={"stage": "fusion", "modalities": mods, "seed": seed},
-    )
-    config = {
-        "stage": "fusion",
-        "modalities": mods,
-        "model": fcfg.to_dict(),
-        "params": params.to_dict(),
-        "seed": seed,
-        "best_epoch": res.best_epoch,
+    columns = {
+        "task": labels.task,
+        "emotion_probs": probs,
+        "personality_scores": scores,
+        "n_modalities": present_np.sum(axis=1).tolist(),
     }
-    loop.save_model(model, out / "model.safetensors", config)
-    loop.write_json(out / "metrics.json", metrics)
-    return metrics
+    written = {"stage": "fusion", "modalities": mods, "seed": seed}
+    _write_rows(labels, columns, FUSION_PREDICTIONS, out / "predictions.parquet", written)
+    config = {"stage": "fusion", "modalities": mods, "model": fcfg.to_dict()}
+    return _save(out, model, config, metrics, params, seed, res)
 
 
 def load_fusion(directory: str | Path, device: str | torch.device = "cpu") -> FusionModel:
     d = Path(directory)
-    cfg = json.loads((d / "config.json").read_text())
-    if cfg.get("stage") != "fusion":
-        raise ValueError(f"{d}: not a stage-3 (train-fusion) model folder")
+    cfg = _stage_config(d, "fusion")
     model = FusionModel(FusionConfig(**cfg["model"]))
     return loop.load_weights(model, d / "model.safetensors").to(device).eval()
