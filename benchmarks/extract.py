@@ -5,7 +5,7 @@
 Reports, from one run, on this machine (nothing is asserted):
 
 1. **Stage jobs.** Each stage runs as the workflow runs it: a subprocess
-   (``python -m mepr frames|audio|transcripts``, ``python -m mepr.embed``) over one shard
+   (``python -m mepr frames|audio|transcripts|embed``) over one shard
    holding every clip. Per job: wall time (model loading included), clips/s, frames/s (frames
    stage: sampled frames; image embeddings: crops) and peak RSS (``ru_maxrss`` of that child,
    from ``os.wait4``). The transcripts job runs with ``use_corpus_transcripts: false`` so every
@@ -147,11 +147,11 @@ def stage_jobs(
     inputs = {"face": "frames", "body": "frames", "scene": "frames"}
     inputs |= {"audio": "audio", "text": "transcripts"}
     for m, enc in ENCODERS.items():
-        args = ["mepr.embed", "--modality", m, "--input", str(d / f"{inputs[m]}.parquet")]
+        args = ["mepr", "embed", "--modality", m, "--input", str(d / f"{inputs[m]}.parquet")]
         jobs.append(
             (f"embed {m} ({enc['model']})", [*args, "--params", j(enc)], f"emb_{m}.parquet")
         )
-    args = ["mepr.embed", "--modality", "face", "--input", str(real_shard)]
+    args = ["mepr", "embed", "--modality", "face", "--input", str(real_shard)]
     jobs.append(("embed face (ViT-B-32)", [*args, "--params", j(VIT_B_32)], "emb_vit.parquet"))
 
     results = []

@@ -12,7 +12,6 @@ from conftest import ffmpeg_frames, ffprobe_frame_times, manifest_rows
 from mepr import shards
 from mepr.cli import main
 from mepr.config import AsrParams, AudioParams, DetectParams, EncoderParams, FramesParams
-from mepr.embed.shard import main as embed_main
 from mepr.media.detect import square_crop
 from mepr.media.extract import extract_audio_shard, extract_frames_shard
 from mepr.media.video import MediaError, sample_frames, uniform_indices
@@ -322,9 +321,9 @@ def test_cli_chain_to_embeddings(manifest, in_dir):
         ),
     }
     out = {}
-    for m, (inp, params) in enc.items():  # what the workflow runs: python -m mepr.embed
+    for m, (inp, params) in enc.items():  # what the workflow runs: mepr embed
         args = ["--modality", m, "--input", inp, "--params", params]
-        assert embed_main([*args, "--out", f"{m}.parquet", "--failures", f"fe_{m}.parquet"]) == 0
+        assert main(["embed", *args, "--out", f"{m}.parquet", "--failures", f"fe_{m}.parquet"]) == 0
         out[m] = {
             r["video_id"]: r
             for r in shards.read_table(t / f"{m}.parquet", shards.EMBEDDINGS).to_pylist()
@@ -423,6 +422,57 @@ def test_image_batches_are_preprocessed_as_open_clip_does(in_dir):
         assert torch.equal(enc.preprocess_batch(bgr, bgr=True), slow)
     one_by_one = np.concatenate([enc.encode([im]) for im in crops + scenes])
     np.testing.assert_allclose(enc.encode(crops + scenes), one_by_one, atol=1e-5)
+
+
+def test_image_shard_matches_encoding_each_video_alone(in_dir):
+    """Rows in any order, crops missing, batches that straddle videos, several decode
+    threads: each video's vectors are those of encoding its crops in step order."""
+    import cv2
+    import pyarrow as pa
+
+    from mepr.embed.image import ClipImageEncoder
+    from mepr.embed.shard import embed_image_shard
+
+    rng = np.random.default_rng(1)
+    rows, crops = [], {}
+    for v in range(4):
+        for step in range(5):
+            im = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)  # RGB
+            jpeg = cv2.imencode(".jpg", im[..., ::-1])[1].tobytes() if (v, step) != (2, 3) else None
+            crops[(f"v{v}", step)] = jpeg
+            rows.append({"video_id": f"v{v}", "step": step, "frame_index": step, "timestamp": 0.0,
+                         "width": 224, "height": 224, "scene_jpeg": None, "face_jpeg": jpeg,
+                         "face_box": None, "face_score": None, "body_jpeg": None,
+                         "body_box": None, "body_score": None})  # fmt: skip
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    table = pa.Table.from_pylist(rows, schema=shards.FRAMES.arrow)
+    shards.write_table(table, shards.FRAMES, in_dir / "fr.parquet")
+    params = EncoderParams(kind="open_clip", model="demo:tiny-clip", batch_size=3)
+    enc = ClipImageEncoder(params)
+    got = embed_image_shard(in_dir / "fr.parquet", "face", params, encoder=enc, threads=3)
+    assert [r["video_id"] for r in got.rows] == ["v0", "v1", "v2", "v3"]
+    for r in got.rows:
+        jpegs = [crops[(r["video_id"], step)] for step in range(5)]
+        assert r["step_mask"] == [j is not None for j in jpegs]
+        images = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR)[..., ::-1] for j in jpegs if j]  # fmt: skip
+        want = enc.encode([np.ascontiguousarray(im) for im in images])
+        values = np.stack(r["values"])
+        np.testing.assert_allclose(values[np.array(r["step_mask"])], want, atol=1e-5)
+        assert not values[~np.array(r["step_mask"])].any()
+
+
+def test_fp16_towers_get_fp16_images():
+    """open_clip's fp16 precision (used on CUDA) keeps norms and embeddings in fp32: the
+    images must still be cast to the conv weights' fp16."""
+    import open_clip
+    import torch
+
+    from mepr.embed.image import input_dtype
+
+    model = open_clip.create_model("ViT-B-32", pretrained=None, precision="fp16")
+    assert next(model.visual.parameters()).dtype == torch.float32  # what misled us once
+    assert input_dtype(model.visual) == torch.float16
+    assert input_dtype(open_clip.create_model("ViT-B-32", pretrained=None).visual) == torch.float32
 
 
 def test_text_batches_match_one_text_at_a_time():

@@ -47,7 +47,9 @@ def scan_step_by_step(u, delta, A, B, C, D, z, delta_bias):
     return torch.stack(ys, dim=-1) * F.silu(z)
 
 
-@pytest.mark.parametrize("length,chunk", [(1, None), (9, None), (37, None), (37, 8), (37, 5), (40, 16)])
+@pytest.mark.parametrize(
+    "length,chunk", [(1, None), (9, None), (37, None), (37, 8), (37, 5), (40, 16)]
+)
 def test_selective_scan_matches_recurrence(length, chunk):
     b, d, n = 2, 6, 4
     g = torch.Generator().manual_seed(length)

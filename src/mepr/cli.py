@@ -64,17 +64,13 @@ def _transcripts(a: argparse.Namespace) -> None:
 
 
 def _embed(a: argparse.Namespace) -> None:
-    from mepr.embed import shard as embed_shard
+    import torch
 
+    from mepr.embed.shard import write_shard
+
+    torch.set_num_threads(a.threads)
     params = from_dict(EncoderParams, a.params)
-    if a.modality in ("face", "body", "scene"):
-        result = embed_shard.embed_image_shard(a.input, a.modality, params)
-    elif a.modality == "audio":
-        result = embed_shard.embed_audio_shard(a.input, params)
-    else:
-        result = embed_shard.embed_text_shard(a.input, params)
-    meta = {"modality": a.modality, "encoder": vars(params)}
-    _write(result, shards.EMBEDDINGS, a.out, a.failures, meta)
+    write_shard(a.modality, a.input, params, a.out, a.failures, threads=a.threads)
 
 
 def _build_demo_encoder(a: argparse.Namespace) -> None:
@@ -126,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", required=True, choices=["face", "body", "scene", "audio", "text"])
     p.add_argument("--input", required=True, help="frames, audio or transcripts shard")
     p.add_argument("--params", required=True, help="JSON of the modality's encoder config")
+    p.add_argument(
+        "--threads", type=int, default=1, help="CPU threads: JPEG decoding and torch (default 1)"
+    )
 
     p = sub.add_parser("build-demo-encoder", help="build a tiny offline encoder for the demo")
     p.add_argument("name")

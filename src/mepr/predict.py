@@ -535,15 +535,6 @@ def _quiet_progress(*modules) -> Iterator[None]:
             mod.tqdm = bar
 
 
-def _accepts(fn, name: str) -> bool:
-    import inspect
-
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
@@ -701,9 +692,8 @@ class Predictor:
             paths[m] = shards.write_table(result.rows, shards.EMBEDDINGS, tmp / f"emb-{m}.parquet")
 
         def run(fn, m: str, *args):
-            """fn(*args, params) with the loaded encoder when the function accepts one."""
-            kwargs = {"encoder": self._encoder(m)} if _accepts(fn, "encoder") else {}
-            emb(m, fn(*args, p.encoders[m], **kwargs))
+            """fn(*args, params) with the modality's encoder, loaded once per predictor."""
+            emb(m, fn(*args, p.encoders[m], encoder=self._encoder(m)))
 
         with _quiet_progress(embed_shard):
             frame_rows = [r for e in batch for r in e.frame_rows]

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +234,16 @@ def shard_fingerprint(manifest: str | os.PathLike, shard: int, n_shards: int) ->
     """
     p = Path(manifest)
     return _fingerprints(str(p), p.stat().st_mtime_ns, n_shards)[shard]
+
+
+@dataclass
+class ShardResult:
+    """What a stage computed for one shard: its rows, the videos it could not process (with
+    the reason) and extra metadata for the shard file (e.g. the encoder's identity)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, video_id: str, stage: str, reason: str) -> None:
+        self.failures.append({"video_id": video_id, "stage": stage, "reason": reason})

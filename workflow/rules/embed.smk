@@ -36,16 +36,17 @@ rule embed:
         "results/logs/embed/{corpus}/{modality}/shard-{k}.log",
     conda:
         f"{ENVS}/embed.yaml"
+    threads: 4  # JPEG decoding beside the encoder (capped at --cores)
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1 if config["encoders"]["device"] == "cuda" else 0,
     params:
-        code=code_digest("embed", "media", "shards"),
+        code=code_digest("embed", "shards"),
         encoder=lambda wc: json_arg(
             {**encoder_section(wc.modality), **EMBED_EXTRA.get(wc.modality, {})}
         ),
     shell:
-        # mepr.embed: `mepr embed` that also stores the encoder's identity in the metadata
-        "python -m mepr.embed --modality {wildcards.modality} --input {input.data}"
-        " --params {params.encoder} --out {output.shard} --failures {output.failures} > {log} 2>&1"
+        "python -m mepr embed --modality {wildcards.modality} --input {input.data}"
+        " --params {params.encoder} --threads {threads}"
+        " --out {output.shard} --failures {output.failures} > {log} 2>&1"

@@ -11,7 +11,8 @@ from tqdm import tqdm
 from mepr import shards
 from mepr.asr import Transcriber, Transcript, get_transcriber
 from mepr.config import AsrParams
-from mepr.media.extract import ShardResult, manifest_shard
+from mepr.media.extract import manifest_shard
+from mepr.shards import ShardResult
 
 
 def transcripts_shard(

@@ -109,16 +109,20 @@ class Wav2Vec2Encoder:
         return inputs["input_values"], mask
 
     def pool(self, hidden: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
-        """(B, frames, dim) -> per clip (windows, dim), over the frames of its real samples."""
-        n_frames = self.model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()
-        hidden = hidden.float().cpu().numpy()
-        out = []
-        for h, n in zip(hidden, n_frames, strict=True):
-            h = h[: max(1, int(n))]
-            w = self.per_window
-            n_win = int(np.ceil(len(h) / w))
-            out.append(np.stack([h[i * w : (i + 1) * w].mean(0) for i in range(n_win)]))
-        return out
+        """(B, frames, dim) -> per clip (windows, dim): means over windows of `per_window`
+        frames of its real samples (the last window may be shorter). Runs where `hidden` is,
+        so only the pooled vectors travel back from a GPU."""
+        n_frames = self.model._get_feat_extract_output_lengths(torch.tensor(lengths))
+        n_frames = n_frames.clamp(1, hidden.shape[1]).to(hidden.device)
+        b, t, d = hidden.shape
+        w = self.per_window
+        n_win = -(-t // w)
+        h = torch.nn.functional.pad(hidden.float(), (0, 0, 0, n_win * w - t))
+        valid = torch.arange(n_win * w, device=hidden.device)[None] < n_frames[:, None]
+        sums = (h * valid[..., None]).view(b, n_win, w, d).sum(2)
+        means = sums / valid.view(b, n_win, w).sum(2).clamp_min(1)[..., None]
+        means = means.cpu().numpy()
+        return [means[i, : -(-int(n) // w)] for i, n in enumerate(n_frames.tolist())]
 
     def encode_batch(self, clips: list[np.ndarray]) -> list[np.ndarray]:
         """float32 mono clips at the model's rate -> one (windows, dim) array per clip."""

@@ -5,7 +5,7 @@ and texts sorted by length), and records the encoder's identity (model, weights,
 pooling, library versions: `encoder.identity()`) in `ShardResult.meta`, which `write_shard`
 stores in the shard's metadata next to the config section.
 
-`python -m mepr.embed` (what the workflow runs) is `write_shard` on the command line.
+`mepr embed` (what the workflow runs) is `write_shard` on the command line.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from mepr import shards
 from mepr.config import EncoderParams, from_dict
-from mepr.media.extract import ShardResult
+from mepr.shards import ShardResult
 
 IMAGE_MODALITIES = ("face", "body", "scene")
 # wav2vec2's conv stack needs ~25 ms of signal: shorter tracks are stored as one masked step
@@ -80,46 +80,51 @@ def _prefetched(chunks: list, work) -> Iterator:
         yield pending.result()
 
 
-def _decode_bgr(data: bytes) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-
-
 def embed_image_shard(
-    frames_shard: str | Path, modality: str, params: EncoderParams, encoder=None
+    frames_shard: str | Path,
+    modality: str,
+    params: EncoderParams,
+    encoder=None,
+    threads: int = 1,
 ) -> ShardResult:
     """face / body / scene crops -> CLIP embeddings; steps without a crop are zeros, masked.
 
-    Crops are decoded batch by batch (never the whole shard at once); `encoder` reuses a
-    loaded ClipImageEncoder."""
+    Crops are decoded batch by batch (never the whole shard at once), by `threads` threads,
+    while the encoder runs the previous batch; `encoder` reuses a loaded ClipImageEncoder."""
     from mepr.embed.image import ClipImageEncoder
 
     if modality not in IMAGE_MODALITIES:
         raise ValueError(f"not an image modality: {modality}")
     result = ShardResult()
     column = f"{modality}_jpeg"
-    frames = _sorted(
-        _read_columns(frames_shard, shards.FRAMES, ["video_id", "step", column]),
-        ["video_id", "step"],
-    )
+    table = _read_columns(frames_shard, shards.FRAMES, ["video_id", "step", column])
+    # visit rows by video, then step, without copying the JPEG column into sorted order
+    order = pc.sort_indices(
+        table.select(["video_id", "step"]), [("video_id", "ascending"), ("step", "ascending")]
+    ).to_numpy()
     encoder = encoder or ClipImageEncoder(params)
     result.meta["encoder_identity"] = _identity(encoder)
-    vids = frames.column("video_id").to_pylist()
-    steps = frames.column("step").to_pylist()
-    jpegs = frames.column(column).combine_chunks()  # stays in Arrow: bytes made per batch
-    have = np.flatnonzero(jpegs.is_valid().to_numpy(zero_copy_only=False))
+    vids = table.column("video_id").take(order).to_pylist()
+    steps = table.column("step").take(order).to_pylist()
+    jpegs = table.column(column).combine_chunks()  # stays in Arrow: bytes made per batch
+    valid = jpegs.is_valid().to_numpy(zero_copy_only=False)[order]
+    have = np.flatnonzero(valid)  # positions in visiting order
     vectors = np.zeros((len(jpegs), encoder.dim), np.float32)
     mask = np.zeros(len(jpegs), bool)
     b = encoder.batch_size
     chunks = [have[i : i + b] for i in range(0, len(have), b)]
+    workers = max(1, threads)
 
-    def prepare(rows: np.ndarray):  # decode + preprocess, in the background
-        crops = [_decode_bgr(jpegs[int(i)].as_py()) for i in rows]
-        return encoder.preprocess_batch(crops, bgr=True)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
 
-    with tqdm(total=len(have), desc=f"{modality} embeddings", unit="crop") as bar:
-        for rows, batch in zip(chunks, _prefetched(chunks, prepare), strict=True):
-            vectors[rows], mask[rows] = encoder.forward(batch), True
-            bar.update(len(rows))
+        def prepare(rows: np.ndarray):  # decode + centre-crop, in the background
+            data = [jpegs[int(order[i])].as_py() for i in rows]
+            return encoder.prepare_jpegs(data, pool, workers)
+
+        with tqdm(total=len(have), desc=f"{modality} embeddings", unit="crop") as bar:
+            for rows, batch in zip(chunks, _prefetched(chunks, prepare), strict=True):
+                vectors[rows], mask[rows] = encoder.forward(batch), True
+                bar.update(len(rows))
     start = 0
     for end in range(1, len(vids) + 1):  # rows are sorted by video, then step
         if end == len(vids) or vids[end] != vids[start]:
@@ -162,12 +167,15 @@ def embed_audio_shard(audio_shard: str | Path, params: EncoderParams, encoder=No
         clip_ids.append(vid)
     del audio
     plan = encoder.batch_plan([len(c) for c in clips])
+
+    def prepare(batch: list[int]):  # normalise + pad, in the background
+        return encoder.prepare([clips[i] for i in batch])
+
     with tqdm(total=len(clips), desc="audio embeddings", unit="clip") as bar:
-        for batch in plan:
-            for i, values in zip(
-                batch, encoder.encode_batch([clips[i] for i in batch]), strict=True
-            ):
-                rows[clip_ids[i]] = embedding_row(clip_ids[i], values, np.ones(len(values), bool))
+        for batch, (values, mask) in zip(plan, _prefetched(plan, prepare), strict=True):
+            hidden = encoder.forward(values, mask)
+            for i, pooled in zip(batch, encoder.pool(hidden, [len(clips[i]) for i in batch]), strict=True):  # fmt: skip
+                rows[clip_ids[i]] = embedding_row(clip_ids[i], pooled, np.ones(len(pooled), bool))
             bar.update(len(batch))
     result.rows.extend(rows[v] for v in sorted(rows))
     return result
@@ -201,9 +209,11 @@ def embed_text_shard(
 # one shard, end to end
 
 
-def embed_shard(modality: str, input_shard: str | Path, params: EncoderParams) -> ShardResult:
+def embed_shard(
+    modality: str, input_shard: str | Path, params: EncoderParams, threads: int = 1
+) -> ShardResult:
     if modality in IMAGE_MODALITIES:
-        return embed_image_shard(input_shard, modality, params)
+        return embed_image_shard(input_shard, modality, params, threads=threads)
     if modality == "audio":
         return embed_audio_shard(input_shard, params)
     if modality == "text":
@@ -222,34 +232,15 @@ def write_shard(
     params: EncoderParams | dict | str,
     out: str | Path,
     failures: str | Path,
+    threads: int = 1,
 ) -> ShardResult:
     """Encode one shard of one modality; write the embeddings and the failures table."""
     if not isinstance(params, EncoderParams):
         params = from_dict(EncoderParams, params)
-    result = embed_shard(modality, input_shard, params)
+    result = embed_shard(modality, input_shard, params, threads)
     meta = shard_metadata(modality, params, result)
     shards.write_table(result.rows, shards.EMBEDDINGS, out, params=meta)
     shards.write_table(result.failures, shards.FAILURES, failures, params=meta)
     if result.failures:
         print(f"{len(result.failures)} problem(s) recorded in {failures}", file=sys.stderr)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="python -m mepr.embed", description="encode one modality of one shard"
-    )
-    p.add_argument("--modality", required=True, choices=[*IMAGE_MODALITIES, "audio", "text"])
-    p.add_argument("--input", required=True, help="frames, audio or transcripts shard")
-    p.add_argument("--params", required=True, help="JSON of the modality's encoder config")
-    p.add_argument("--out", required=True, help="output shard (.parquet)")
-    p.add_argument("--failures", required=True, help="failures table for this shard (.parquet)")
-    a = p.parse_args(argv)
-    try:
-        write_shard(a.modality, a.input, a.params, a.out, a.failures)
-    except (FileNotFoundError, shards.ShardError, ValueError) as e:
-        print(f"mepr embed: error: {e}", file=sys.stderr)
-        return 1
-    return 0

@@ -6,7 +6,6 @@ on one video at a time. Failures never stop a shard: they become rows of the fai
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,7 @@ from mepr.config import AudioParams, DetectParams, FramesParams
 from mepr.media.audio import extract_audio, rms_dbfs
 from mepr.media.detect import MediaPipeDetector, encode_jpeg, scene_image, square_crop
 from mepr.media.video import MediaError, sample_frames
-
-
-@dataclass
-class ShardResult:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)  # extra shard metadata (encoder identity)
-
-    def fail(self, video_id: str, stage: str, reason: str) -> None:
-        self.failures.append({"video_id": video_id, "stage": stage, "reason": reason})
+from mepr.shards import ShardResult
 
 
 def _what(e: Exception) -> str:
