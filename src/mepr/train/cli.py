@@ -16,18 +16,28 @@ PARAMS_HELP = (
 )
 
 
-def _handler(stage: str, *names: str) -> Callable[[argparse.Namespace], None]:
-    """The command running `mepr.train.stages.<stage>` with the parsed arguments `names`,
-    --params (parsed), --seed and --out."""
+def _run(stage: str, a: argparse.Namespace, *names: str) -> None:
+    """`mepr.train.stages.<stage>` with the parsed arguments `names`, --params (parsed),
+    --seed and --out."""
+    from mepr.train import stages
+    from mepr.train.params import parse_params
 
-    def run(a: argparse.Namespace) -> None:
-        from mepr.train import stages
-        from mepr.train.params import parse_params
+    kwargs = {name: getattr(a, name) for name in names}
+    getattr(stages, stage)(**kwargs, params=parse_params(a.params), seed=a.seed, out=a.out)
 
-        kwargs = {name: getattr(a, name) for name in names}
-        getattr(stages, stage)(**kwargs, params=parse_params(a.params), seed=a.seed, out=a.out)
 
-    return run
+# Module-level handlers (not closures): tests/test_envs.py follows a subcommand's handler by
+# name to find what the rule's conda env must provide.
+def _train_unimodal(a: argparse.Namespace) -> None:
+    _run("train_unimodal", a, "modality", "corpus", "manifest", "embeddings")
+
+
+def _train_cross(a: argparse.Namespace) -> None:
+    _run("train_cross", a, "modality", "stage1", "manifests", "embeddings")
+
+
+def _train_fusion(a: argparse.Namespace) -> None:
+    _run("train_fusion", a, "cross", "manifests")
 
 
 def _finish(p: argparse.ArgumentParser, params_help: str, handler: Callable) -> None:
@@ -47,8 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", required=True, help="corpus name (recorded in the outputs)")
     p.add_argument("--manifest", required=True, help="the corpus manifest.parquet")
     p.add_argument("--embeddings", required=True, nargs="+", help="the modality's shards")
-    unimodal = ("modality", "corpus", "manifest", "embeddings")
-    _finish(p, PARAMS_HELP, _handler("train_unimodal", *unimodal))
+    _finish(p, PARAMS_HELP, _train_unimodal)
 
     p = subparsers.add_parser(
         "train-cross",
@@ -62,8 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--embeddings", required=True, nargs="+", help="the modality's shards of every corpus"
     )
-    cross = ("modality", "stage1", "manifests", "embeddings")
-    _finish(p, PARAMS_HELP, _handler("train_cross", *cross))
+    _finish(p, PARAMS_HELP, _train_cross)
 
     p = subparsers.add_parser(
         "train-fusion", help="stage 3: multimodal fusion of the stage-2 outputs"
@@ -71,4 +79,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cross", required=True, nargs="+", help="one train-cross folder per modality")
     p.add_argument("--manifests", required=True, nargs="+", help="every corpus manifest")
     params_help = "JSON text or file of the whole 'train' section"
-    _finish(p, params_help, _handler("train_fusion", "cross", "manifests"))
+    _finish(p, params_help, _train_fusion)
