@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -517,3 +519,57 @@ def test_encoder_reference_errors_are_clear(tmp_path):
         resolve_model_ref("package:no_such_package_xyz")
     assert resolve_model_ref("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"
     assert EncoderParams(kind="hf_text", model="x").pooling == "token"
+
+
+def test_whisperx_backend_keeps_text_and_word_timestamps(monkeypatch):
+    """The WhisperX calls, checked against a stand-in module (the real one needs torch 2.8
+    and its models; envs/asr.yaml): model name, language and compute type from the config,
+    segment texts joined, aligned word times kept, unplaced words without invented times."""
+    import sys
+    import types
+
+    from mepr.asr import get_transcriber
+
+    calls: dict = {}
+
+    class Model:
+        def transcribe(self, audio, batch_size):
+            calls["audio"], calls["batch_size"] = audio, batch_size
+            return {"segments": [{"text": " Hello world. "}, {"text": "It is 42."}]}
+
+    def load_model(name, device, compute_type, language):
+        calls.update(model=name, device=device, compute_type=compute_type, language=language)
+        return Model()
+
+    def align(segments, model, meta, audio, device):
+        assert model == "aligner" and meta == {"language": "en"}
+        words = [[("Hello", 0.1, 0.4), ("world.", 0.5, 0.9)], [("It", 1.0, 1.1), ("is", 1.2, 1.3), ("42.", None, None)]]  # fmt: skip
+        return {"segments": [
+            {"words": [{"word": w, "start": s, "end": e} if s is not None else {"word": w} for w, s, e in seg]}  # fmt: skip
+            for seg in words
+        ]}  # fmt: skip
+
+    fake = types.SimpleNamespace(
+        load_model=load_model,
+        load_align_model=lambda language_code, device: ("aligner", {"language": language_code}),
+        align=align,
+    )
+    monkeypatch.setitem(sys.modules, "whisperx", fake)
+    tr = get_transcriber(AsrParams(backend="whisperx", model="large-v3", language="en"))
+    out = tr.transcribe(np.zeros(16000, np.float32), 16000)
+    assert out.text == "Hello world. It is 42."
+    assert [(w.word, w.start, w.end) for w in out.words] == [
+        ("Hello", 0.1, 0.4), ("world.", 0.5, 0.9), ("It", 1.0, 1.1), ("is", 1.2, 1.3),
+        ("42.", None, None),
+    ]  # fmt: skip
+    assert calls["model"] == "large-v3" and calls["language"] == "en"
+    assert calls["compute_type"] == ("float16" if calls["device"] == "cuda" else "int8")
+    assert tr.transcribe(np.zeros(0, np.float32), 16000).text == ""
+    with pytest.raises(ValueError, match="16000 Hz"):
+        tr.transcribe(np.zeros(8000, np.float32), 8000)
+    # the words go into a transcripts shard as they are, untimed ones with null times
+    row = {"video_id": "v", "text": out.text, "source": tr.name,
+           "words": [{"word": w.word, "start": w.start, "end": w.end} for w in out.words]}  # fmt: skip
+    table = shards.write_table([row], shards.TRANSCRIPTS, Path(tempfile.mkdtemp()) / "t.parquet")
+    words = shards.read_table(table, shards.TRANSCRIPTS).column("words").to_pylist()[0]
+    assert words[-1] == {"word": "42.", "start": None, "end": None}

@@ -400,3 +400,25 @@ def test_collect_videos_expands_folders_and_keeps_ids_unique(tmp_path):
     assert [(v.video_id, v.path.name) for v in got] == [
         ("a", "a.MOV"), ("b", "b.mp4"), ("a-2", "a.mp4"), ("gone", "gone.mp4"),
     ]  # fmt: skip
+
+
+def test_whisperx_missing_stops_predict_unless_transcripts_sit_beside_videos(
+    run, videos, tmp_path, monkeypatch
+):
+    """predict's env cannot hold whisperx: a spec asking for it must not quietly predict
+    every video without text; a VIDEO.txt beside the video still works."""
+    import sys
+
+    from mepr.config import AsrParams
+    from mepr.predict import VideoInput
+
+    monkeypatch.setitem(sys.modules, "whisperx", None)  # import whisperx -> ImportError
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(videos["demo"], clip)
+    with Predictor(run / "fusion") as p:
+        p.pipeline = dataclasses.replace(p.pipeline, asr=AsrParams(backend="whisperx"))
+        with pytest.raises(PredictError, match="whisperx is not installed.*VIDEO.txt"):
+            p.extract(VideoInput("clip", clip))
+        clip.with_suffix(".txt").write_text("a transcript read from beside the video")
+        ex = p.extract(VideoInput("clip", clip))
+    assert ex.transcript["source"] == "sidecar" and "beside the video" in ex.transcript["text"]

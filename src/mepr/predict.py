@@ -614,7 +614,12 @@ class Predictor:
         if self._transcriber is None:
             from mepr.asr import get_transcriber
 
-            self._transcriber = get_transcriber(self.pipeline.asr)
+            try:
+                self._transcriber = get_transcriber(self.pipeline.asr)
+            except RuntimeError as e:  # e.g. whisperx missing: every video would lack text
+                raise PredictError(
+                    f"{e}; or put each video's transcript beside it as VIDEO.txt"
+                ) from e
         return self._transcriber
 
     def _encoder(self, m: str):
@@ -665,11 +670,12 @@ class Predictor:
             text = sidecar.read_text(encoding="utf-8", errors="replace").strip()
             ex.transcript = {"text": text, "source": "sidecar", "words": []}
         elif "text" in self.modalities and ex.has_audio:
+            transcriber = self.transcriber  # a backend that cannot load stops the run
             try:
-                tr = self.transcriber.transcribe(ex.pcm(), ex.audio["sample_rate"])
+                tr = transcriber.transcribe(ex.pcm(), ex.audio["sample_rate"])
                 ex.transcript = {
                     "text": tr.text,
-                    "source": self.transcriber.name,
+                    "source": transcriber.name,
                     "words": [{"word": w.word, "start": w.start, "end": w.end} for w in tr.words],
                 }
             except Exception as e:

@@ -196,7 +196,7 @@ rule predict:
     log:
         "results/logs/predict/{name}.log",
     conda:
-        f"{ENVS}/media.yaml"
+        f"{ENVS}/predict.yaml"
     resources:
         mem_mb=6000,
         runtime=240,

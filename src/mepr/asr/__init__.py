@@ -13,8 +13,8 @@ from mepr.config import AsrParams
 @dataclass
 class Word:
     word: str
-    start: float  # seconds
-    end: float
+    start: float | None  # seconds; None where the aligner could not place the word
+    end: float | None
 
 
 @dataclass

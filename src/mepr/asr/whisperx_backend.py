@@ -46,10 +46,14 @@ class WhisperXTranscriber:
         aligned = self._wx.align(
             result["segments"], self._align, self._align_meta, audio, self.device
         )
-        words = [
-            Word(w["word"], float(w.get("start", 0.0)), float(w.get("end", 0.0)))
+        words = [  # the aligner gives no times for some tokens (numerals): kept as None
+            Word(w["word"], _seconds(w.get("start")), _seconds(w.get("end")))
             for seg in aligned["segments"]
             for w in seg.get("words", [])
         ]
         text = " ".join(seg["text"].strip() for seg in result["segments"]).strip()
         return Transcript(text, words)
+
+
+def _seconds(value) -> float | None:
+    return None if value is None else float(value)
