@@ -307,7 +307,10 @@ def bench_image(frames_shard: Path, params: dict, repeats: int = 5) -> dict:
     for b in {len(x): x for x in batches}.values():  # one forward per batch shape
         enc.forward(b)
     ours, bare = _compare(
-        lambda: embed_shard.embed_image_shard(frames_shard, modality, p, encoder=enc),
+        # decode threads as the embed rule gets them: 4, capped at the cores
+        lambda: embed_shard.embed_image_shard(
+            frames_shard, modality, p, encoder=enc, threads=min(4, os.cpu_count() or 1)
+        ),
         lambda: [enc.forward(b) for b in batches],
         repeats,
         warm_up=repeats > 3,  # else a big model: its batch shapes were warmed up above

@@ -99,6 +99,10 @@ class ClipImageEncoder:
             self._mean, self._std = (
                 torch.from_numpy(v).view(1, 3, 1, 1).to(self.device) for v in std[1:]
             )
+            # the same arithmetic as a lookup per channel (uint8 -> float32), for CPU batches
+            v = torch.arange(256, dtype=torch.float32).div(255)
+            mean, sd = (torch.from_numpy(x)[:, None] for x in std[1:])
+            self._lut = [np.ascontiguousarray(r.reshape(1, 256)) for r in ((v - mean) / sd).numpy()]
 
     @property
     def dim(self) -> int:
@@ -134,34 +138,42 @@ class ClipImageEncoder:
         out: torch.Tensor | None = None,
         pool: Executor | None = None,
         workers: int = 1,
+        normalise: bool = False,
     ) -> torch.Tensor | None:
-        """uint8 images -> (N, S, S, 3) uint8 RGB centre crops (into `out` when given; split
-        into `workers` tasks for `pool` when given), or None where the standard transform does not
-        apply (another transform, or an image that needs resizing). OpenCV and numpy copies
-        release the GIL."""
+        """uint8 images -> (N, S, S, 3) uint8 RGB centre crops, or with `normalise` the
+        transform's (N, 3, S, S) float32 (ToTensor + Normalize as per-channel lookup tables:
+        one pass, the same numbers); into `out` when given, split into `workers` tasks for
+        `pool` when given. None where the standard transform does not apply (another
+        transform, or an image that needs resizing). OpenCV releases the GIL."""
         s = self._size
         if s is None or any(min(im.shape[:2]) != s for im in images):
             return None
         if out is None:
-            out = torch.empty((len(images), s, s, 3), dtype=torch.uint8)
+            shape = (len(images), 3, s, s) if normalise else (len(images), s, s, 3)
+            out = torch.empty(shape, dtype=torch.float32 if normalise else torch.uint8)
         dst = out.numpy()
+        source = (2, 1, 0) if bgr else (0, 1, 2)  # RGB plane c comes from image plane source[c]
 
-        def copy(indices: range) -> None:
+        def fill(indices: range) -> None:
             for i in indices:
                 im = images[i]
                 h, w = im.shape[:2]  # torchvision's CenterCrop offsets
                 top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
                 crop = im[top : top + s, left : left + s]
-                if bgr:  # a numpy copy through a reversed view is several times slower
+                if normalise:
+                    planes = cv2.split(crop)
+                    for c in range(3):
+                        cv2.LUT(planes[source[c]], self._lut[c], dst=dst[i, c])
+                elif bgr:  # a numpy copy through a reversed view is several times slower
                     cv2.cvtColor(crop, cv2.COLOR_BGR2RGB, dst=dst[i])
                 else:
                     dst[i] = crop
 
         n = len(images)
         if pool is not None and workers > 1 and n > 1:
-            list(pool.map(copy, [range(k, n, workers) for k in range(workers)]))
+            list(pool.map(fill, [range(k, n, workers) for k in range(workers)]))
         else:
-            copy(range(n))
+            fill(range(n))
         return out
 
     def _staging(self, n: int) -> torch.Tensor | None:
@@ -183,9 +195,12 @@ class ClipImageEncoder:
         pool: Executor | None = None,
         workers: int = 1,
     ) -> torch.Tensor:
-        """What `forward` takes: uint8 crops (standard transform) or the transform's floats.
-        Call from one thread at a time (the staging buffers rotate)."""
-        crops = self.crop_batch(images, bgr, self._staging(len(images)), pool, workers)
+        """What `forward` takes: for a GPU uint8 crops (a quarter of the bytes to move; the
+        GPU normalises), on a CPU the transform's floats (normalised here, in the background,
+        while the model runs). Call from one thread at a time (the staging buffers rotate)."""
+        on_cpu = self.device == "cpu"
+        staging = None if on_cpu else self._staging(len(images))
+        crops = self.crop_batch(images, bgr, staging, pool, workers, normalise=on_cpu)
         if crops is not None:
             return crops
         rgb = [np.ascontiguousarray(im[..., ::-1]) if bgr else im for im in images]

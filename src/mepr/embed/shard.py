@@ -168,11 +168,14 @@ def embed_audio_shard(audio_shard: str | Path, params: EncoderParams, encoder=No
     del audio
     plan = encoder.batch_plan([len(c) for c in clips])
 
-    def prepare(batch: list[int]):  # normalise + pad, in the background
+    def prepare(batch: list[int]):  # normalise + pad
         return encoder.prepare([clips[i] for i in batch])
 
+    # beside a GPU the next batch is prepared while the current one runs; on a CPU the model
+    # already uses every core, and a second thread only slows it down
+    prepared = _prefetched(plan, prepare) if encoder.device == "cuda" else map(prepare, plan)
     with tqdm(total=len(clips), desc="audio embeddings", unit="clip") as bar:
-        for batch, (values, mask) in zip(plan, _prefetched(plan, prepare), strict=True):
+        for batch, (values, mask) in zip(plan, prepared, strict=True):
             hidden = encoder.forward(values, mask)
             for i, pooled in zip(batch, encoder.pool(hidden, [len(clips[i]) for i in batch]), strict=True):  # fmt: skip
                 rows[clip_ids[i]] = embedding_row(clip_ids[i], pooled, np.ones(len(pooled), bool))
