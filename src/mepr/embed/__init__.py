@@ -86,3 +86,29 @@ def weights_digest(path: Path) -> dict[str, str] | None:
                 h.update(block)
         out[str(f.relative_to(path)) if f != path else f.name] = h.hexdigest()
     return out
+
+
+def load_hf_model(model_class, params, preprocessor_class):
+    """A transformers encoder and its tokenizer / feature extractor for `params`: device from
+    the config, fp16 on CUDA. Returns (model, preprocessor, resolved reference, device)."""
+    import torch
+
+    device = pick_device(params.device)
+    resolved = resolve_model_ref(params.model)
+    preprocessor = preprocessor_class.from_pretrained(resolved)
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    model = model_class.from_pretrained(resolved, dtype=dtype).to(device).eval()
+    return model, preprocessor, resolved, device
+
+
+def hf_identity(model, params, resolved: str) -> dict:
+    """The identity fields every transformers encoder records in its shards."""
+    local = Path(resolved)
+    return {
+        "library": "transformers",
+        "class": type(model).__name__,
+        "model": params.model,
+        "resolved": resolved,
+        "revision": getattr(model.config, "_commit_hash", None),
+        "weights": weights_digest(local) if local.exists() else None,
+    }

@@ -12,14 +12,13 @@ share a batch.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from mepr.config import EncoderParams
-from mepr.embed import library_versions, pick_device, resolve_model_ref, weights_digest
+from mepr.embed import hf_identity, library_versions, load_hf_model
 
 
 class Wav2Vec2Encoder:
@@ -27,13 +26,10 @@ class Wav2Vec2Encoder:
         from transformers import AutoFeatureExtractor, Wav2Vec2Model
 
         self.params = params
-        self.device = pick_device(params.device)
-        self.resolved = resolve_model_ref(params.model)
-        self.extractor = AutoFeatureExtractor.from_pretrained(self.resolved)
-        dtype = torch.float16 if self.device == "cuda" else torch.float32
-        self.model = Wav2Vec2Model.from_pretrained(self.resolved, dtype=dtype)
-        self.model = self.model.to(self.device).eval()
-        self.dtype = dtype
+        self.model, self.extractor, self.resolved, self.device = load_hf_model(
+            Wav2Vec2Model, params, AutoFeatureExtractor
+        )
+        self.dtype = self.model.dtype
         self.layer = params.layer
         self.window_s = params.window_s
         self.sample_rate = int(self.extractor.sampling_rate)
@@ -50,14 +46,8 @@ class Wav2Vec2Encoder:
 
     def identity(self) -> dict[str, Any]:
         cfg = self.model.config
-        local = Path(self.resolved)
         return {
-            "library": "transformers",
-            "class": type(self.model).__name__,
-            "model": self.params.model,
-            "resolved": self.resolved,
-            "revision": getattr(cfg, "_commit_hash", None),
-            "weights": weights_digest(local) if local.exists() else None,
+            **hf_identity(self.model, self.params, self.resolved),
             "layer": self.layer,
             "n_layers": int(cfg.num_hidden_layers),
             "pooling": f"mean over {self.per_window} frames ({self.per_window * self.step_s:g} s)",

@@ -7,14 +7,13 @@ vectors.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from mepr.config import EncoderParams
-from mepr.embed import library_versions, pick_device, resolve_model_ref, weights_digest
+from mepr.embed import hf_identity, library_versions, load_hf_model
 
 
 class TextEncoder:
@@ -22,12 +21,10 @@ class TextEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         self.params = params
-        self.device = pick_device(params.device)
-        self.resolved = resolve_model_ref(params.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.resolved)
-        self.dtype = torch.float16 if self.device == "cuda" else torch.float32
-        self.model = AutoModel.from_pretrained(self.resolved, dtype=self.dtype)
-        self.model = self.model.to(self.device).eval()
+        self.model, self.tokenizer, self.resolved, self.device = load_hf_model(
+            AutoModel, params, AutoTokenizer
+        )
+        self.dtype = self.model.dtype
         self.pooling = params.pooling
         self.max_tokens = params.max_tokens
         self.batch_size = params.batch_size
@@ -38,15 +35,8 @@ class TextEncoder:
         return int(self.model.config.hidden_size)
 
     def identity(self) -> dict[str, Any]:
-        cfg = self.model.config
-        local = Path(self.resolved)
         return {
-            "library": "transformers",
-            "class": type(self.model).__name__,
-            "model": self.params.model,
-            "resolved": self.resolved,
-            "revision": getattr(cfg, "_commit_hash", None),
-            "weights": weights_digest(local) if local.exists() else None,
+            **hf_identity(self.model, self.params, self.resolved),
             "tokenizer": type(self.tokenizer).__name__,
             "layer": "last_hidden_state",
             "pooling": self.pooling,
