@@ -159,14 +159,17 @@ def test_adding_one_video_reextracts_only_its_shard(demo_run):
     with (root / "labels.csv").open("a", newline="") as f:
         csv.DictWriter(f, fieldnames=list(rows[0])).writerow(new)
     snakemake(demo_run, "--cores", "1", "results/corpora/demo_emo/manifest.parquet")
-    jobs = planned(snakemake(demo_run, "-n", "results/fusion/metrics.json"))
+    proc = snakemake(demo_run, "-n", "results/fusion/metrics.json")
+    jobs = planned(proc)
     k = shards.shard_of("demo_emo_added", 2)
     shard = {"corpus": "demo_emo", "k": str(k)}
     assert jobs["frames"] == [shard] and jobs["audio"] == [shard] and jobs["transcripts"] == [shard]
     assert "train_fusion" in jobs
     added = [j for j in jobs["embed"] if j["corpus"] == "demo_emo" and j["k"] == str(k)]
     assert sorted(j["modality"] for j in added) == ["audio", "body", "face", "scene", "text"]
-    assert jobs["embed"] == added, "other shards' embeddings were planned again"
+    assert jobs["embed"] == added, "other shards' embeddings planned again:\n" + "\n".join(
+        line for line in (proc.stdout + proc.stderr).splitlines() if "reason:" in line
+    )
 
 
 def test_config_error_names_the_key(demo_run):
