@@ -29,6 +29,12 @@ rule embed:
     input:
         data=lambda wc: EMBED_INPUT[wc.modality].format(corpus=wc.corpus, k=wc.k),
         encoder=lambda wc: demo_encoders_needed(wc.modality),
+        # Not read: it makes the job a direct dependent of the manifest checkpoint, so
+        # Snakemake rebuilds it (and its run/no-run reason) once the checkpoint is known. Else
+        # the provisional extraction jobs of the first DAG pass (manifest not yet known: a
+        # plain, non-ancient input) leave "input updated by another job" on every shard's
+        # embeddings whenever a manifest is newer than them, e.g. after one video was added.
+        manifest=manifest_of,
     output:
         shard="results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
         failures="results/failures/{corpus}/embed_{modality}/shard-{k}.parquet",
@@ -43,6 +49,7 @@ rule embed:
         gpu=1 if config["encoders"]["device"] == "cuda" else 0,
     params:
         code=code_digest("embed", "shards"),
+        members=shard_params,
         encoder=lambda wc: json_arg(
             {**encoder_section(wc.modality), **EMBED_EXTRA.get(wc.modality, {})}
         ),
