@@ -66,11 +66,13 @@ def _transcripts(a: argparse.Namespace) -> None:
 def _embed(a: argparse.Namespace) -> None:
     import torch
 
-    from mepr.embed.shard import write_shard
+    from mepr.embed.shard import embed_shard, shard_metadata
 
     torch.set_num_threads(a.threads)
     params = from_dict(EncoderParams, a.params)
-    write_shard(a.modality, a.input, params, a.out, a.failures, threads=a.threads)
+    result = embed_shard(a.modality, a.input, params, a.threads)
+    meta = shard_metadata(a.modality, params, result)
+    _write(result, shards.EMBEDDINGS, a.out, a.failures, meta)
 
 
 def _build_demo_encoder(a: argparse.Namespace) -> None:

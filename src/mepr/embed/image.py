@@ -4,9 +4,10 @@ Batches are formed across videos (every crop of a shard, in order). Preprocessin
 model's own open_clip transform; when that transform is the standard one (resize the short
 side to S, centre crop S x S, to tensor, normalise) and an image's short side already is S
 (face/body crops of `frames.crop_size` = S, scene images resized to it), the resize is a copy,
-so a batch is only centre-cropped into one uint8 array on the CPU and converted + normalised
-on the encoder's device, with the transform's own arithmetic (x / 255, then (x - mean) / std):
-the same numbers, a quarter of the bytes to move to a GPU, no per-image Python work.
+so a batch is only centre-cropped and normalised with the transform's own arithmetic
+(x / 255, then (x - mean) / std): the same numbers without per-image PIL work. On a CPU the
+crop threads normalise through per-channel lookup tables; for a GPU they copy uint8 crops (a
+quarter of the bytes to move) and the GPU normalises them, or nvJPEG decodes and crops there.
 """
 
 from __future__ import annotations
@@ -51,6 +52,19 @@ def decode_jpeg_cpu(data: bytes) -> np.ndarray:
     """JPEG bytes -> uint8 (H, W, 3): RGB, or BGR where OpenCV cannot decode to RGB."""
     buf = np.frombuffer(data, dtype=np.uint8)
     return cv2.imdecode(buf, cv2.IMREAD_COLOR if _RGB_FLAG is None else _RGB_FLAG)
+
+
+def _centre(h: int, w: int, s: int) -> tuple[int, int]:
+    """Top-left corner of the centre S x S crop of an H x W image (torchvision's CenterCrop)."""
+    return int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+
+
+def _in_parallel(pool: Executor | None, workers: int, n: int, fill) -> None:
+    """fill(indices) over range(n), as `workers` strided parts on `pool` (if given)."""
+    if pool is not None and workers > 1 and n > 1:
+        list(pool.map(fill, [range(k, n, workers) for k in range(workers)]))
+    else:
+        fill(range(n))
 
 
 @dataclass
@@ -157,8 +171,7 @@ class ClipImageEncoder:
         def fill(indices: range) -> None:
             for i in indices:
                 im = images[i]
-                h, w = im.shape[:2]  # torchvision's CenterCrop offsets
-                top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+                top, left = _centre(*im.shape[:2], s)
                 crop = im[top : top + s, left : left + s]
                 if normalise:
                     planes = cv2.split(crop)
@@ -169,11 +182,7 @@ class ClipImageEncoder:
                 else:
                     dst[i] = crop
 
-        n = len(images)
-        if pool is not None and workers > 1 and n > 1:
-            list(pool.map(fill, [range(k, n, workers) for k in range(workers)]))
-        else:
-            fill(range(n))
+        _in_parallel(pool, workers, len(images), fill)
         return out
 
     def _staging(self, n: int) -> torch.Tensor | None:
@@ -215,11 +224,13 @@ class ClipImageEncoder:
             gpu = self._decode_on_gpu(data)
             if gpu is not None:
                 return gpu
-        if pool is not None and workers > 1:
-            parts = list(pool.map(_decode_all, [data[k::workers] for k in range(workers)]))
-            images = [parts[i % workers][i // workers] for i in range(len(data))]
-        else:
-            images = _decode_all(data)
+        images: list[np.ndarray] = [None] * len(data)  # type: ignore[list-item]
+
+        def decode(indices: range) -> None:
+            for i in indices:
+                images[i] = decode_jpeg_cpu(data[i])
+
+        _in_parallel(pool, workers, len(data), decode)
         return self.prepare(images, _RGB_FLAG is None, pool, workers)
 
     def _decode_on_gpu(self, data: list[bytes]) -> GpuCrops | None:
@@ -233,8 +244,7 @@ class ClipImageEncoder:
                 return None  # needs a resize: the CPU path does what the transform does
             crops = []
             for im in images:
-                h, w = im.shape[1:]  # torchvision's CenterCrop offsets
-                top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+                top, left = _centre(*im.shape[1:], s)
                 crops.append(im[:, top : top + s, left : left + s])
             batch = torch.stack(crops).permute(0, 2, 3, 1)  # NHWC, as the CPU path gives
             ready = torch.cuda.Event()
@@ -270,7 +280,3 @@ class ClipImageEncoder:
         b = self.batch_size
         out = [self.forward(self.prepare(images[i : i + b])) for i in range(0, len(images), b)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
-
-
-def _decode_all(data: list[bytes]) -> list[np.ndarray]:
-    return [decode_jpeg_cpu(d) for d in data]

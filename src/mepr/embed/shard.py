@@ -1,16 +1,13 @@
 """Embedding shards: one (steps x dim) sequence per video and modality.
 
-Every function batches across the videos of the shard (images in shard order, audio clips
-and texts sorted by length), and records the encoder's identity (model, weights, layer,
-pooling, library versions: `encoder.identity()`) in `ShardResult.meta`, which `write_shard`
-stores in the shard's metadata next to the config section.
-
-`mepr embed` (what the workflow runs) is `write_shard` on the command line.
+Every function batches across the videos of the shard (images in (video, step) order, audio
+clips and texts sorted by length), and records the encoder's identity (model, weights, layer,
+pooling, library versions: `encoder.identity()`) in `ShardResult.meta`; `shard_metadata` is
+what `mepr embed` (what the workflow runs) stores in the shard next to the config section.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,10 +20,10 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from mepr import shards
-from mepr.config import EncoderParams, from_dict
+from mepr.config import EncoderParams
+from mepr.labels import IMAGE_MODALITIES
 from mepr.shards import ShardResult
 
-IMAGE_MODALITIES = ("face", "body", "scene")
 # wav2vec2's conv stack needs ~25 ms of signal: shorter tracks are stored as one masked step
 MIN_AUDIO_S = 0.1
 
@@ -56,10 +53,6 @@ def _read_columns(path: str | Path, schema: shards.ShardSchema, columns: list[st
 
 def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
     return table.sort_by([(k, "ascending") for k in keys])
-
-
-def _identity(encoder) -> dict[str, Any]:
-    return encoder.identity() if hasattr(encoder, "identity") else {"name": encoder.name}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,9 +96,8 @@ def embed_image_shard(
         table.select(["video_id", "step"]), [("video_id", "ascending"), ("step", "ascending")]
     ).to_numpy()
     encoder = encoder or ClipImageEncoder(params)
-    result.meta["encoder_identity"] = _identity(encoder)
+    result.meta["encoder_identity"] = encoder.identity()
     vids = table.column("video_id").take(order).to_pylist()
-    steps = table.column("step").take(order).to_pylist()
     jpegs = table.column(column).combine_chunks()  # stays in Arrow: bytes made per batch
     valid = jpegs.is_valid().to_numpy(zero_copy_only=False)[order]
     have = np.flatnonzero(valid)  # positions in visiting order
@@ -126,10 +118,9 @@ def embed_image_shard(
                 vectors[rows], mask[rows] = encoder.forward(batch), True
                 bar.update(len(rows))
     start = 0
-    for end in range(1, len(vids) + 1):  # rows are sorted by video, then step
+    for end in range(1, len(vids) + 1):  # visited by video, then step: one run per video
         if end == len(vids) or vids[end] != vids[start]:
-            order = np.argsort(steps[start:end], kind="stable") + start
-            result.rows.append(embedding_row(vids[start], vectors[order], mask[order]))
+            result.rows.append(embedding_row(vids[start], vectors[start:end], mask[start:end]))
             start = end
     return result
 
@@ -145,7 +136,7 @@ def embed_audio_shard(audio_shard: str | Path, params: EncoderParams, encoder=No
     result = ShardResult()
     audio = _sorted(shards.read_table(audio_shard, shards.AUDIO), ["video_id"])
     encoder = encoder or Wav2Vec2Encoder(params)
-    result.meta["encoder_identity"] = _identity(encoder)
+    result.meta["encoder_identity"] = encoder.identity()
     rows: dict[str, dict[str, Any]] = {}
     clips: list[np.ndarray] = []
     clip_ids: list[str] = []
@@ -199,7 +190,7 @@ def embed_text_shard(
         _read_columns(transcripts_shard, shards.TRANSCRIPTS, ["video_id", "text"]), ["video_id"]
     )
     encoder = encoder or TextEncoder(params)
-    result.meta["encoder_identity"] = _identity(encoder)
+    result.meta["encoder_identity"] = encoder.identity()
     ids = table.column("video_id").to_pylist()
     texts = [t or "" for t in table.column("text").to_pylist()]
     for vid, text, values in zip(ids, texts, encoder.encode(texts), strict=True):
@@ -227,23 +218,3 @@ def embed_shard(
 def shard_metadata(modality: str, params: EncoderParams, result: ShardResult) -> dict[str, Any]:
     """What an embedding shard's metadata holds: the config section and the encoder identity."""
     return {"modality": modality, "encoder": vars(params), **result.meta}
-
-
-def write_shard(
-    modality: str,
-    input_shard: str | Path,
-    params: EncoderParams | dict | str,
-    out: str | Path,
-    failures: str | Path,
-    threads: int = 1,
-) -> ShardResult:
-    """Encode one shard of one modality; write the embeddings and the failures table."""
-    if not isinstance(params, EncoderParams):
-        params = from_dict(EncoderParams, params)
-    result = embed_shard(modality, input_shard, params, threads)
-    meta = shard_metadata(modality, params, result)
-    shards.write_table(result.rows, shards.EMBEDDINGS, out, params=meta)
-    shards.write_table(result.failures, shards.FAILURES, failures, params=meta)
-    if result.failures:
-        print(f"{len(result.failures)} problem(s) recorded in {failures}", file=sys.stderr)
-    return result

@@ -236,18 +236,10 @@ def _sample_by_index(p: Path, n: int, seek: bool) -> SampledFrames:
             notes.append(f"container reports {total} frames, {how} {true_count} decode")
             total = true_count
             continue
-        targets = uniform_indices(total, n)
-        if all(int(t) in got for t in targets):
-            return SampledFrames(
-                indices=targets.astype(np.int64),
-                timestamps=np.asarray([got[int(t)][0] for t in targets], np.float32),
-                images=[got[int(t)][1] for t in targets],
-                fps=fps or 25.0,
-                frame_count=total,
-                reported_frames=reported,
-                notes=notes,
-                seeks=seeks,
-            )
+        targets = [int(t) for t in uniform_indices(total, n)]
+        if all(t in got for t in targets):
+            picks = [(t, *got[t]) for t in targets]
+            return _sampled(picks, fps, total, reported, notes, seeks)
     raise MediaError("no decodable video frames")
 
 
@@ -288,17 +280,29 @@ def _sample_by_time(p: Path, rate: float, seek: bool) -> SampledFrames:
             raise MediaError("no decodable video frames")
         if reported and count < reported:
             notes.append(f"container reports {reported} frames, only {count} decode")
-        return SampledFrames(
-            indices=np.asarray([i for i, _, _ in picks], np.int64),
-            timestamps=np.asarray([t for _, t, _ in picks], np.float32),
-            images=[im for _, _, im in picks],
-            fps=fps or 25.0,
-            frame_count=count,
-            reported_frames=reported,
-            notes=notes,
-            seeks=seeks,
-        )
+        return _sampled(picks, fps, count, reported, notes, seeks)
     raise MediaError("no decodable video frames")
+
+
+def _sampled(
+    picks: list[tuple[int, float, np.ndarray]],
+    fps: float,
+    frame_count: int,
+    reported: int,
+    notes: list[str],
+    seeks: int,
+) -> SampledFrames:
+    """SampledFrames from (frame index, timestamp, image) picks, in sampling order."""
+    return SampledFrames(
+        indices=np.asarray([i for i, _, _ in picks], np.int64),
+        timestamps=np.asarray([t for _, t, _ in picks], np.float32),
+        images=[im for _, _, im in picks],
+        fps=fps or 25.0,
+        frame_count=frame_count,
+        reported_frames=reported,
+        notes=notes,
+        seeks=seeks,
+    )
 
 
 def sample_frames(
