@@ -16,7 +16,7 @@ Needs a CUDA device (exits 2 without one). FRAMES / AUDIO are real shards of the
    downloads here): open_clip ViT-B-32 in fp16 on face crops (ours = ``embed_image_shard``:
    read, JPEG-decode (nvJPEG on a side stream, or CPU threads), crop, normalise, forward;
    bare = ``encode_image`` on ready fp16 tensors on the GPU), the cosine between embeddings
-   of nvJPEG- and OpenCV-decoded crops, and a wav2vec2-large-robust-sized
+   of nvJPEG- and OpenCV-decoded crops, JPEG decoding alone (nvJPEG, one OpenCV thread), and a wav2vec2-large-robust-sized
    Wav2Vec2 (24 layers, 1024 wide, layer-norm feature encoder) in fp16 on audio tracks.
 
 Nothing about speed is asserted; the numbers are what this one run measured.
@@ -180,6 +180,34 @@ def bench_vit(frames: Path, batch_size: int, threads: int, gpu_decode: bool = Tr
             "bare_items_per_s": n / bare_s}  # fmt: skip
 
 
+def decode_rates(frames: Path, batch_size: int = 256) -> dict:
+    """JPEG decoding alone, crops per second: nvJPEG in batches on the GPU, and one OpenCV
+    thread on the CPU (what each decode thread of the CPU path manages)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from mepr.embed.image import decode_jpeg_cpu
+
+    data = [c for c in shards.read_table(frames, shards.FRAMES).column("face_jpeg").to_pylist() if c]  # fmt: skip
+    raw = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in data]
+
+    def nvjpeg() -> float:
+        t0 = time.perf_counter()
+        for i in range(0, len(raw), batch_size):
+            decode_jpeg(raw[i : i + batch_size], mode=ImageReadMode.RGB, device="cuda")
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    nvjpeg()  # warm-up
+    gpu_s = min(nvjpeg() for _ in range(3))
+    sample = data[:2048]
+    t0 = time.perf_counter()
+    for d in sample:
+        decode_jpeg_cpu(d)
+    cpu_s = time.perf_counter() - t0
+    return {"crops": len(data), "batch_size": batch_size, "nvjpeg_per_s": len(data) / gpu_s,
+            "cpu_thread_per_s": len(sample) / cpu_s}  # fmt: skip
+
+
 def decode_difference(frames: Path) -> dict:
     """nvJPEG and libjpeg-turbo (OpenCV) do not decode to identical pixels: how far apart
     are the embeddings of the same crops decoded either way?"""
@@ -276,9 +304,11 @@ def main() -> int:
         for bs, th, gpu in ((256, 8, False), (256, 16, False), (64, 4, True), (256, 4, True))
     ]
     report["decode_difference"] = decode_difference(frames)
+    report["decode_rates"] = decode_rates(frames)
     audio = tiled_audio(a.audio, a.clips, work / "audio.parquet")
     report["embed_audio"] = [bench_wav2vec2(audio, 16)]
     print("decode difference:", report["decode_difference"])
+    print("decode alone:", report["decode_rates"])
     for r in report["embed_image"] + report["embed_audio"]:
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
     return finish(report, a.json, ok)
