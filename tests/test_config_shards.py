@@ -103,3 +103,25 @@ def test_shard_membership_is_stable_and_fingerprints_are_local(tmp_path):
         if shards.shard_fingerprint(before, k, 4) != shards.shard_fingerprint(after, k, 4)
     ]
     assert changed == [shards.shard_of("new_video", 4)]
+
+
+def test_user_named_collections_replace_the_defaults():
+    from mepr.config import apply_user_named
+
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    paper = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    # what Snakemake hands the workflow: the default config deep-merged with the user's
+    merged = copy.deepcopy(default)
+    for key, value in paper.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    assert set(merged["corpora"]) == {"demo_emo", "demo_pers", "mosei", "fiv2"}
+    cfg = validate_config(apply_user_named(merged, paper))
+    assert set(cfg["corpora"]) == {"mosei", "fiv2"}
+    assert cfg["frames"]["n_frames"] == 30 and cfg["demo"] == validate_config(default)["demo"]
+    # a user's file that names no corpora keeps the default's; predict folders likewise
+    assert set(apply_user_named(merged, {"seed": 1})["corpora"]) == set(merged["corpora"])
+    mine = apply_user_named(default, {"predict": {"videos": {"mine": "clips"}}})
+    assert mine["predict"]["videos"] == {"mine": "clips"} and mine["predict"]["chunk"] == 32

@@ -92,6 +92,40 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+# Collections whose entries the user names (corpora, folders to predict on). The default
+# config's entries are examples for the demo: a user's config file that names its own replaces
+# them instead of adding to them, so `--configfile configs/paper.yaml` plans MOSEI + FIv2 only
+# (Snakemake's own merge would keep the demo corpora beside them). Paths are key tuples.
+USER_NAMED: tuple[tuple[str, ...], ...] = (("corpora",), ("predict", "videos"))
+
+
+def _lookup(cfg: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(cfg, Mapping) or key not in cfg:
+            return None
+        cfg = cfg[key]
+    return cfg
+
+
+def apply_user_named(merged: dict[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """`merged` (default config updated by the user's) with each `USER_NAMED` collection taken
+    from `user` alone (the user's config files and --config, merged in order) where it names one.
+
+    Snakemake deep-merges `--configfile` files into the Snakefile's `configfile:`; this undoes
+    that merge for the collections the user names, and leaves every other key merged.
+    """
+    out = copy.deepcopy(merged)
+    for path in USER_NAMED:
+        mine = _lookup(user, path)
+        if mine is None:
+            continue
+        parent = out
+        for key in path[:-1]:
+            parent = parent.setdefault(key, {})
+        parent[path[-1]] = copy.deepcopy(mine)
+    return out
+
+
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     raw = yaml.safe_load(Path(path).read_text()) or {}
     raw.update(overrides or {})

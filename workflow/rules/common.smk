@@ -4,14 +4,16 @@ import shlex
 import sys
 
 from mepr.corpora import source_files
-from mepr.config import ConfigError, validate_config
+from mepr.config import ConfigError, apply_user_named, validate_config
 from mepr.embed import demo_encoder_dir
 from mepr.provenance import code_digest
 from mepr.labels import IMAGE_MODALITIES, MODALITIES
 from mepr.shards import shard_fingerprint
 
 try:
-    config.update(validate_config(config))
+    # the user's config files and --config, merged: their corpora replace the default's
+    user_config = workflow.config_settings.overwrite_config
+    config.update(validate_config(apply_user_named(config, user_config)))
 except ConfigError as e:
     sys.exit(str(e))
 
