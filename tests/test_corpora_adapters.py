@@ -205,8 +205,10 @@ def test_fiv2_reference_csv_layout(tmp_path):
     header += ["agreeableness", "non-neuroticism", "text"]
     _write_csv(root / "train_full.csv", header, [["x.001.mp4", 0.1, 0.2, 0.3, 0.4, 0.5, "hi"]])
     _write_csv(root / "dev_full.csv", header, [["y.002", 0.5, 0.5, 0.5, 0.5, 0.9, ""]])
+    _write_csv(root / "test_full.csv", header, [["z.003", 0.5, 0.5, 0.5, 0.5, 0.1, ""]])
     _video(root / "video" / "train" / "x.001.mp4")
     _video(root / "video" / "dev" / "y.002.mp4")
+    _video(root / "video" / "test" / "z.003.mp4")
     rows, failures = build_manifest("fiv2", {"adapter": "fiv2", "root": str(root)}, 2)
     assert failures == []
     by_id = {r["video_id"]: r for r in rows}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mepr.corpora.manifest import CorpusError, csv_split_files
+from mepr.labels import SPLITS
 
 ADAPTERS: tuple[str, ...] = ("demo", "mosei", "fiv2")
 
@@ -32,7 +33,33 @@ def build_manifest(
         )
     if "root" not in corpus_cfg:
         raise CorpusError(f"corpus '{name}': missing 'root'")
-    return build(name, dict(corpus_cfg), n_shards)
+    rows, failures = build(name, dict(corpus_cfg), n_shards)
+    _check_complete(name, Path(corpus_cfg["root"]), rows, failures)
+    return rows, failures
+
+
+NOT_FOUND = "video file not found"
+
+
+def _check_complete(
+    name: str, root: Path, rows: list[dict[str, Any]], failures: list[tuple[str, str]]
+) -> None:
+    """Stop on what would otherwise pass silently: videos still packed in zips, a split with
+    no usable video (a missing label file, a wrong folder) and so 0 rows for it."""
+    from mepr.corpora.archives import packed_hint
+
+    missing = [vid for vid, reason in failures if reason.startswith(NOT_FOUND)]
+    hint = packed_hint(root, missing) if missing else None
+    if hint:
+        raise CorpusError(f"corpus '{name}': {hint}")
+    empty = [s for s in SPLITS if not any(r["split"] == s for r in rows)]
+    if empty:
+        listed = len(rows) + len(failures)
+        raise CorpusError(
+            f"corpus '{name}': no usable video in split(s) {', '.join(empty)} "
+            f"({len(rows)} usable of {listed} listed under {root}); check that split's label "
+            "file and video folder"
+        )
 
 
 def source_files(corpus_cfg: dict[str, Any]) -> list[str]:

@@ -22,6 +22,7 @@ then ``video/``, ``videos/`` and the root, so the official ``train-1/...`` folde
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -128,25 +129,70 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _find_one(folder: Path, name: str) -> Path | None:
+    """``folder/name``, else the shallowest ``name`` anywhere below ``folder``; two equally
+    shallow copies are ambiguous and stop the manifest."""
+    direct = folder / name
+    if direct.is_file():
+        return direct
+    hits = sorted((len(p.relative_to(folder).parts), str(p)) for p in folder.rglob(name))
+    hits = [(d, p) for d, p in hits if Path(p).is_file()]
+    if not hits:
+        return None
+    same_depth = [p for d, p in hits if d == hits[0][0]]
+    if len(same_depth) > 1:
+        raise CorpusError(
+            f"{name} found {len(same_depth)} times under {folder}: {', '.join(same_depth)}; "
+            "point 'labels' at the folder holding the right one"
+        )
+    return Path(same_depth[0])
+
+
 def annotation_files(folder: Path) -> dict[str, tuple[Path, Path | None]]:
-    """split -> (annotation pickle, transcription pickle or None) found under ``folder``
-    (directly, else anywhere below it)."""
-    wanted = {
-        f"{kind}_{official}.pkl"
-        for official in OFFICIAL_SPLITS
-        for kind in ("annotation", "transcription")
-    }
-    found = {n: folder / n for n in wanted if (folder / n).is_file()}
-    if not any(n.startswith("annotation_") for n in found):
-        for path in sorted(folder.rglob("*.pkl")):
-            if path.name in wanted and path.is_file():
-                found.setdefault(path.name, path)
+    """split -> (annotation pickle, transcription pickle or None) found under ``folder``.
+
+    Each file is looked up on its own (directly in ``folder``, else anywhere below it), so
+    annotation pickles at the root do not hide transcription pickles in sub-folders.
+    """
     out: dict[str, tuple[Path, Path | None]] = {}
     for official, split in OFFICIAL_SPLITS.items():
-        ann = found.get(f"annotation_{official}.pkl")
+        ann = _find_one(folder, f"annotation_{official}.pkl")
         if ann is not None:
-            out[split] = (ann, found.get(f"transcription_{official}.pkl"))
+            out[split] = (ann, _find_one(folder, f"transcription_{official}.pkl"))
     return out
+
+
+def _require_all_splits(
+    corpus: str, folder: Path, pickles: dict[str, tuple[Path, Path | None]]
+) -> None:
+    """Every split's annotation pickle, and transcriptions for all splits or for none."""
+    from mepr.corpora.archives import packed_hint
+
+    missing = [
+        f"annotation_{official}.pkl ({split} split)"
+        for official, split in OFFICIAL_SPLITS.items()
+        if split not in pickles
+    ]
+    if missing:
+        names = [m.split()[0] for m in missing]
+        hint = packed_hint(folder, names)
+        raise CorpusError(
+            f"corpus '{corpus}': missing {', '.join(missing)} under {folder}"
+            + (f"; {hint}" if hint else "")
+        )
+    texts = {split: pair[1] for split, pair in pickles.items()}
+    absent = [
+        f"transcription_{official}.pkl ({split} split)"
+        for official, split in OFFICIAL_SPLITS.items()
+        if texts.get(split) is None
+    ]
+    if absent and len(absent) < len(OFFICIAL_SPLITS):
+        hint = packed_hint(folder, [a.split()[0] for a in absent])
+        raise CorpusError(
+            f"corpus '{corpus}': missing {', '.join(absent)} under {folder} while the other "
+            "splits have theirs (their text would silently come from ASR instead)"
+            + (f"; {hint}" if hint else "")
+        )
 
 
 def read_pickle_records(
@@ -206,6 +252,13 @@ def build(
     target = root / labels if labels else root
     pickles = annotation_files(target) if target.is_dir() else {}
     if pickles:
+        _require_all_splits(name, target, pickles)
+        if all(pair[1] is None for pair in pickles.values()):
+            print(
+                f"corpus '{name}': no transcription_*.pkl under {target}: "
+                "the text modality will come from ASR",
+                file=sys.stderr,
+            )
         records = [
             r
             for split in ("train", "dev", "test")
@@ -221,8 +274,13 @@ def build(
         except CorpusError as e:
             if target.is_file():
                 raise
+            from mepr.corpora.archives import packed_hint
+
+            official = [f"annotation_{o}.pkl" for o in OFFICIAL_SPLITS]
+            hint = packed_hint(target, official)
             raise CorpusError(
                 f"{e}; nor the official annotation_{{training,validation,test}}.pkl"
+                + (f"; {hint}" if hint else "")
             ) from None
     finder = VideoFinder(split_folders(root, cfg.get("videos"), DEFAULT_VIDEOS))
     return assemble(name, task, records, finder, n_shards, failures), failures
