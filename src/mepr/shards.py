@@ -36,7 +36,7 @@ _BOX = pa.list_(_F32)  # x0, y0, x1, y1 in [0, 1] of the full frame
 
 MANIFEST = ShardSchema(
     "manifest",
-    1,
+    2,
     pa.schema(
         [
             ("video_id", pa.string()),
@@ -51,6 +51,10 @@ MANIFEST = ShardSchema(
             # 5 trait scores in [0, 1] (FIv2-like rows) or null
             ("traits", pa.list_(_F32)),
             ("transcript", pa.string()),
+            # seconds: the row is [start, end) of the video at `path` (a segment of a longer
+            # video, e.g. a CMU-MOSEI utterance in its full video); null: the whole video
+            ("start", pa.float64()),
+            ("end", pa.float64()),
         ]
     ),
 )

@@ -73,6 +73,12 @@ def source_files(corpus_cfg: dict[str, Any]) -> list[str]:
     labels = corpus_cfg.get("labels")
     if adapter == "demo":
         return [str(root / (labels or "labels.csv"))]
+    if adapter == "mosei":  # the CMU-MultimodalSDK release: its .csd label and word files
+        from mepr.corpora.mosei import label_sources
+
+        sdk = label_sources(corpus_cfg)
+        if sdk is not None:
+            return sdk
     target = root / labels if labels else root
     if target.is_file():
         return [str(target)]
@@ -90,6 +96,8 @@ def source_files(corpus_cfg: dict[str, Any]) -> list[str]:
             return [str(target / "labels.csv")]
     if adapter == "fiv2":
         return [str(target / "annotation_training.pkl")]
+    if adapter == "mosei":
+        return [str(target if labels else target / "CMU_MOSEI_Labels.csd")]
     return [str(target / "train_full.csv")]
 
 

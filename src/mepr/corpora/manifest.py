@@ -12,6 +12,7 @@ import csv
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,9 @@ class LabelRecord:
     emotion: list[float] | None = None
     traits: list[float] | None = None
     transcript: str | None = None
+    # seconds: the labelled part [start, end) of the video (None: all of it)
+    start: float | None = None
+    end: float | None = None
 
     @property
     def video_id(self) -> str:
@@ -355,6 +359,8 @@ def assemble(
         raise ValueError("n_shards must be at least 1")
     rows: dict[str, dict[str, Any]] = {}
     first_split: dict[str, str] = {}
+    listed = dict.fromkeys(SPLITS, 0)
+    found = dict.fromkeys(SPLITS, 0)
     for rec in records:
         vid = rec.video_id
         if vid in first_split:
@@ -366,6 +372,7 @@ def assemble(
         if rec.split not in SPLITS:
             failures.append((vid, f"unknown split '{rec.split}'"))
             continue
+        listed[rec.split] += 1
         path, searched = finder.find(rec)
         if path is None:
             where = ", ".join(str(p) for p in searched) or "no existing video folder"
@@ -386,5 +393,15 @@ def assemble(
             "emotion": [float(v) for v in rec.emotion] if rec.emotion is not None else None,
             "traits": [float(v) for v in rec.traits] if rec.traits is not None else None,
             "transcript": rec.transcript or None,
+            "start": None if rec.start is None else float(rec.start),
+            "end": None if rec.end is None else float(rec.end),
         }
+        found[rec.split] += 1
+    _report(corpus, listed, found)
     return [rows[k] for k in sorted(rows)]
+
+
+def _report(corpus: str, listed: dict[str, int], found: dict[str, int]) -> None:
+    """One stderr line: per split, the labelled videos listed and those whose file was found."""
+    counts = ", ".join(f"{s} {found[s]}/{listed[s]}" for s in SPLITS)
+    print(f"corpus '{corpus}': labelled videos found/listed per split: {counts}", file=sys.stderr)

@@ -35,14 +35,28 @@ def rms_dbfs(pcm: np.ndarray) -> float:
     return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")
 
 
-def extract_audio(path: str | Path, sample_rate: int) -> AudioTrack:
+def extract_audio(
+    path: str | Path, sample_rate: int, start: float | None = None, end: float | None = None
+) -> AudioTrack:
+    """The first audio track as mono int16 PCM at `sample_rate`.
+
+    `start` / `end` (seconds from the file's start, the time line of ffmpeg's ``-ss`` and of
+    `mepr.media.video.sample_frames` intervals) keep only [start, end): ffmpeg seeks the input to `start` (``-ss`` before ``-i``: it decodes from
+    the packet before and drops samples up to `start` exactly) and stops reading after
+    ``end - start`` seconds (``-t``). Only decoding, nothing is re-encoded or written to disk.
+    Without them the whole track is decoded, as before."""
     p = Path(path)
     if not p.exists():
         raise MediaError("file not found")
     if p.stat().st_size == 0:
         raise MediaError("empty file")
+    window: list[str] = []
+    if start is not None and start > 0:
+        window += ["-ss", f"{start:.6f}"]
+    if end is not None:
+        window += ["-t", f"{end - (start or 0.0):.6f}"]
     cmd = [
-        "ffmpeg", "-nostdin", "-v", "error", "-i", str(p),
+        "ffmpeg", "-nostdin", "-v", "error", *window, "-i", str(p),
         "-map", "0:a:0?", "-vn", "-ac", "1", "-ar", str(sample_rate),
         "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1",
     ]  # fmt: skip
@@ -55,4 +69,7 @@ def extract_audio(path: str | Path, sample_rate: int) -> AudioTrack:
         raise MediaError(
             f"ffmpeg could not decode audio: {err.splitlines()[-1] if err else proc.returncode}"
         )
-    return AudioTrack(sample_rate, np.frombuffer(proc.stdout, dtype="<i2").copy())
+    pcm = np.frombuffer(proc.stdout, dtype="<i2")
+    if end is not None:  # resampling may round up by a sample
+        pcm = pcm[: round((end - (start or 0.0)) * sample_rate)]
+    return AudioTrack(sample_rate, pcm.copy())

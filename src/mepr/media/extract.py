@@ -25,6 +25,12 @@ def _what(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _interval(row: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A manifest row's (start, end) in seconds: set for a segment of a longer video (e.g. a
+    CMU-MOSEI utterance inside its full video), (None, None) for a video used whole."""
+    return row.get("start"), row.get("end")
+
+
 def manifest_shard(manifest: str | Path, shard: int) -> pl.DataFrame:
     """The manifest rows that belong to one shard, in a stable order."""
     table = shards.read_table(manifest, shards.MANIFEST)
@@ -38,9 +44,12 @@ def frames_rows(
     detector: MediaPipeDetector,
     frames: FramesParams,
     detect: DetectParams,
+    start: float | None = None,
+    end: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Sample, detect and crop one video; raises MediaError when it cannot be decoded."""
-    return _frames_rows(video_id, path, detector, frames, detect)[0]
+    """Sample, detect and crop one video (only [start, end) of it when given, in seconds);
+    raises MediaError when it cannot be decoded."""
+    return _frames_rows(video_id, path, detector, frames, detect, start, end)[0]
 
 
 def _frames_rows(
@@ -49,9 +58,11 @@ def _frames_rows(
     detector: MediaPipeDetector,
     frames: FramesParams,
     detect: DetectParams,
+    start: float | None = None,
+    end: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """frames_rows plus the non-fatal problems the decoder noted (e.g. a lying frame count)."""
-    sampled = sample_frames(path, frames.n_frames, frames.fps)
+    sampled = sample_frames(path, frames.n_frames, frames.fps, start=start, end=end)
     rows = []
     for step, (index, ts, rgb) in enumerate(
         zip(sampled.indices, sampled.timestamps, sampled.images, strict=True)
@@ -93,7 +104,10 @@ def extract_frames_shard(
             videos.iter_rows(named=True), total=videos.height, desc=f"frames shard {shard}"
         ):
             try:
-                rows, notes = _frames_rows(row["video_id"], row["path"], detector, frames, detect)
+                # a segment of a longer video (manifest start/end) is sampled inside its interval
+                rows, notes = _frames_rows(
+                    row["video_id"], row["path"], detector, frames, detect, *_interval(row)
+                )
             except MediaError as e:
                 result.fail(row["video_id"], "frames", str(e))
                 continue
@@ -111,8 +125,15 @@ def extract_frames_shard(
 SILENT_AUDIO = "silent audio track"
 
 
-def audio_row(video_id: str, path: str | Path, audio: AudioParams) -> dict[str, Any]:
-    track = extract_audio(path, audio.sample_rate)
+def audio_row(
+    video_id: str,
+    path: str | Path,
+    audio: AudioParams,
+    start: float | None = None,
+    end: float | None = None,
+) -> dict[str, Any]:
+    """The audio row of one video (only [start, end) of it when given, in seconds)."""
+    track = extract_audio(path, audio.sample_rate, start, end)
     return {
         "video_id": video_id,
         "sample_rate": track.sample_rate,
@@ -133,7 +154,7 @@ def extract_audio_shard(manifest: str | Path, shard: int, audio: AudioParams) ->
     videos = manifest_shard(manifest, shard)
     for row in tqdm(videos.iter_rows(named=True), total=videos.height, desc=f"audio shard {shard}"):
         try:
-            out = audio_row(row["video_id"], row["path"], audio)
+            out = audio_row(row["video_id"], row["path"], audio, *_interval(row))
         except MediaError as e:
             result.fail(row["video_id"], "audio", str(e))
             continue

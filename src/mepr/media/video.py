@@ -11,6 +11,20 @@ Two ways to choose the frames (`frames` section of the config):
   (sampling faster than the video, or a variable-frame-rate gap) is repeated, so the steps
   stay on a regular time grid. The number of steps grows with the video's duration.
 
+An interval [start, end) (seconds; a segment of a long video, e.g. a CMU-MOSEI utterance
+inside its full video) restricts both modes to the frames whose presentation times fall in
+it (``start - 1e-4 <= t < end - 1e-4``: times are rounded to the time base; t counted from the
+file's start, as ffmpeg's ``-ss`` counts, see `video_start_offset`): ``n_frames``
+spreads the indices uniformly over those frames, ``fps`` puts its grid at ``start + k / fps``
+while that is before ``end``. The reader reaches ``start`` by seeking (as below) instead of
+decoding the video from its beginning. On a stream whose frame k shows at ``k / fps`` the
+frames inside are predicted from the rate and each frame decoded on the way is checked
+against the prediction (one pass); otherwise (variable frame rate, an offset start, a miscounted
+container) one pass lists the frames inside and a second retrieves the sampled ones. Nothing
+is re-encoded and no clip file is written; the timestamps returned stay OpenCV's, as for a
+whole video. An interval
+ending more than a frame after the last decodable frame is noted.
+
 What "decoding only what is needed" means here: frames are *grabbed* (decoded, never
 converted to RGB) up to each sampled frame, which alone is *retrieved*. When the next sampled
 frame is far ahead (at least ``SEEK_MIN_GAP`` frames) the reader seeks instead, which skips
@@ -36,7 +50,10 @@ Robustness:
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +67,9 @@ SEEK_MIN_GAP = 64
 # A seek must cost less than this fraction of the grabs it replaces, or seeking stops.
 _SEEK_PAYOFF = 1.0
 _MAX_SANE_FRAMES = 50_000_000  # ~19 days at 30 fps: anything larger is a broken header
+# A frame belongs to an interval [start, end) when start - _EPS <= timestamp < end - _EPS
+# (container times are rounded to the stream's time base).
+_EPS = 1e-4
 
 
 class MediaError(RuntimeError):
@@ -101,6 +121,7 @@ class _Reader:
         self.pts: float | None = None  # its presentation time (s), None if unknown
         self.pts_ok = True  # timestamps strictly increase (else index / fps is used)
         self.cfr_pairs = 0  # consecutive frame pairs seen with a regular interval
+        self.irregular = False  # a frame interval off the nominal rate was seen
         self.seek_ok = seek and self.native_fps > 0 and self.reported > 0
         self.seeks = 0
         self._grab_s = 0.0  # running mean seconds per sequential grab
@@ -138,6 +159,7 @@ class _Reader:
                 self.cfr_pairs += 1
             else:
                 self.seek_ok = False  # variable frame rate: OpenCV's frame seek is approximate
+                self.irregular = True
         return True
 
     def can_seek(self, target: int) -> bool:
@@ -243,28 +265,187 @@ def _sample_by_index(p: Path, n: int, seek: bool) -> SampledFrames:
     raise MediaError("no decodable video frames")
 
 
-def _sample_by_time(p: Path, rate: float, seek: bool) -> SampledFrames:
+def _interval_text(start: float, end: float) -> str:
+    return f"[{start:.3f}, {end:.3f}) s"
+
+
+def _no_frame_in(start: float, end: float, last_time: float | None) -> str:
+    if last_time is None:
+        return "no decodable video frames"
+    return f"no video frame in {_interval_text(start, end)} (last frame at {last_time:.3f} s)"
+
+
+def _note_past_end(
+    notes: list[str], start: float, end: float, last_time: float | None, fps: float
+) -> None:
+    """Note an interval that ends more than a frame after the last frame that decodes."""
+    frame = 1.0 / fps if fps > 0 else 0.04
+    if last_time is not None and end < math.inf and end > last_time + 1.5 * frame:
+        notes.append(
+            f"interval {_interval_text(start, end)} ends after the last decodable frame "
+            f"({last_time:.3f} s)"
+        )
+
+
+def _reach(r: _Reader, t: float) -> bool:
+    """Grab forward to the first frame whose timestamp is at least ``t`` (less _EPS), seeking
+    there when it pays; False when the stream ends first."""
+    while r.index < 1:  # two frames: one interval to judge the frame rate by
+        if r.index >= 0 and r.timestamp() >= t - _EPS:
+            return True
+        if not r.grab():
+            return False
+    if r.native_fps > 0:
+        # the frame before the first one at t or later (frame k shows at k / fps)
+        want = int(math.floor((t - _EPS) * r.native_fps)) - 1
+        if r.can_seek(want) and not r.seek(want):
+            raise _Restart
+    while r.timestamp() < t - _EPS:
+        if not r.grab():
+            return False
+    return True
+
+
+_Picks = tuple[list[tuple[int, float, np.ndarray]], float, int, int, list[str], int]
+
+
+def _interval_predicted(p: Path, n: int, start: float, end: float, seek: bool) -> _Picks | None:
+    """Uniform sampling inside [start, end) in one pass, for a stream whose frame k shows at
+    k / fps: the frames inside are predicted from the rate, and every frame grabbed on the way
+    is checked against that prediction. None when the stream does not follow it (variable
+    rate, an offset start, fewer frames than claimed): the caller then scans the interval."""
+    with _Reader(p, seek) as r:
+        fps = r.native_fps
+        if not _reach(r, start):
+            raise MediaError(_no_frame_in(start, end, r.timestamp() if r.index >= 0 else None))
+        first, t_first = r.index, r.timestamp()
+        if t_first >= end - _EPS:
+            raise MediaError(_no_frame_in(start, end, t_first))
+
+        def on_time() -> bool:
+            return r.pts_ok and abs(r.timestamp() * fps - r.index) <= 0.25
+
+        if not (fps > 0 and end < math.inf and not r.irregular and on_time()):
+            return None
+        last = int(math.ceil((end - _EPS) * fps)) - 1  # the last frame showing before end
+        if r.reported:
+            last = min(last, r.reported - 1)
+        total = last - first + 1
+        if total < 1:
+            return None
+        targets = [first + int(k) for k in uniform_indices(total, n)]
+        got: dict[int, tuple[float, np.ndarray]] = {}
+        for target in sorted(set(targets)):
+            if r.can_seek(target) and not r.seek(target):
+                raise _Restart
+            while r.index < target:
+                if not r.grab() or r.irregular or not on_time():
+                    return None
+            if not on_time():
+                return None
+            image = r.retrieve()
+            if image is None:
+                return None
+            got[target] = (r.timestamp(), image)
+        notes: list[str] = []
+        if r.grab():  # the frame after the last one must be past the interval
+            if r.timestamp() < end - _EPS:
+                return None
+        else:
+            _note_past_end(notes, start, end, got[last][0], fps)
+        picks = [(t, *got[t]) for t in targets]
+        return picks, fps, total, r.reported, notes, r.seeks
+
+
+def _interval_scanned(p: Path, n: int, start: float, end: float, seek: bool) -> _Picks:
+    """Uniform sampling inside [start, end) for any stream: one pass lists the frames whose
+    timestamps fall inside, a second one retrieves the sampled ones."""
     notes: list[str] = []
+    with _Reader(p, seek) as r:
+        if not _reach(r, start):
+            raise MediaError(_no_frame_in(start, end, r.timestamp() if r.index >= 0 else None))
+        inside: list[tuple[int, float]] = []
+        while r.timestamp() < end - _EPS:
+            inside.append((r.index, r.timestamp()))
+            if not r.grab():
+                _note_past_end(notes, start, end, inside[-1][1], r.native_fps)
+                break
+        reported, fps = r.reported, r.native_fps
+    if not inside:
+        raise MediaError(_no_frame_in(start, end, None))
+    while inside:
+        targets = [inside[int(k)][0] for k in uniform_indices(len(inside), n)]
+        got: dict[int, tuple[float, np.ndarray]] = {}
+        with _Reader(p, seek) as r:
+            for target in sorted(set(targets)):
+                if r.can_seek(target) and not r.seek(target):
+                    raise _Restart
+                while r.index < target:
+                    if not r.grab():
+                        break
+                image = r.retrieve() if r.index == target else None
+                if image is None:
+                    break
+                got[target] = (r.timestamp(), image)
+            seeks = r.seeks
+        if all(t in got for t in targets):
+            picks = [(t, *got[t]) for t in targets]
+            return picks, fps, len(inside), reported, notes, seeks
+        # a listed frame does not decode: sample over the frames before it
+        bad = min(t for t in targets if t not in got)
+        notes.append(f"frames from {bad} on do not decode")
+        inside = [(i, ts) for i, ts in inside if i < bad]
+    raise MediaError(_no_frame_in(start, end, None))
+
+
+def _sample_interval_by_index(
+    p: Path, n: int, start: float, end: float, seek: bool
+) -> SampledFrames:
+    for _attempt in range(2):
+        try:
+            out = _interval_predicted(p, n, start, end, seek)
+            if out is None:
+                out = _interval_scanned(p, n, start, end, seek)
+        except _Restart:
+            seek = False  # a seek could not be verified: decode sequentially
+            continue
+        return _sampled(*out)
+    raise MediaError("no decodable video frames")
+
+
+def _sample_by_time(
+    p: Path, rate: float, seek: bool, interval: tuple[float, float] | None = None
+) -> SampledFrames:
+    notes: list[str] = []
+    start, end = interval if interval is not None else (0.0, math.inf)
     for _attempt in range(2):
         picks: list[tuple[int, float, np.ndarray]] = []
         with _Reader(p, seek) as r:
             step = 1.0 / rate
             # a frame counts for target t from half a nominal frame interval before t
             slack = 0.5 / r.native_fps if r.native_fps > 0 else 0.5 * step
-            k, last = 0, None
+            k, last, ended = 0, None, False
             try:
                 while True:
-                    t = k * step
-                    want = int(math.floor((t - slack) * r.native_fps)) if r.native_fps else 0
+                    t = start + k * step
+                    lower = t - slack
+                    if interval is not None:  # only frames inside [start, end)
+                        if t >= end - _EPS:
+                            break
+                        lower = max(lower, start - _EPS)
+                    want = int(math.floor(lower * r.native_fps)) if r.native_fps else 0
                     if r.can_seek(want):
                         if not r.seek(want):
                             raise _Restart
                         last = None  # a new frame: the cached image is stale
-                    if r.index < 0 or r.timestamp() < t - slack:
+                    if r.index < 0 or r.timestamp() < lower:
                         if not r.grab():
+                            ended = True
                             break
                         last = None
                         continue
+                    if r.timestamp() >= end - _EPS:
+                        break  # the next frame is past the interval
                     if last is None:
                         image = r.retrieve()
                         if image is None:
@@ -276,6 +457,14 @@ def _sample_by_time(p: Path, rate: float, seek: bool) -> SampledFrames:
                 seek = False
                 continue
             reported, fps, seeks, count = r.reported, r.native_fps, r.seeks, r.index + 1
+            last_time = r.timestamp() if r.index >= 0 else None
+        if interval is not None:
+            if not picks:
+                raise MediaError(_no_frame_in(start, end, last_time))
+            if ended:
+                _note_past_end(notes, start, end, last_time, fps)
+            count = picks[-1][0] - picks[0][0] + 1
+            return _sampled(picks, fps, count, reported, notes, seeks)
         if not picks:
             raise MediaError("no decodable video frames")
         if reported and count < reported:
@@ -305,17 +494,68 @@ def _sampled(
     )
 
 
+def video_start_offset(path: str | Path) -> float:
+    """Seconds from the file's start to its video stream's start (ffprobe's ``start_time`` of
+    the first video stream minus the format's; 0 when unknown).
+
+    An interval is given in the file's time line, the one ffmpeg's ``-ss`` seeks in (and the
+    audio is cut in), while OpenCV times frames from the video stream's own start; the two
+    differ by this offset when the streams start apart (e.g. an AAC track whose priming
+    samples come first)."""
+    p = Path(path)
+    st = p.stat()
+    return _start_offset(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)  # the segments of one full video share it
+def _start_offset(path: str, size: int, mtime_ns: int) -> float:
+    del size, mtime_ns  # part of the cache key only: a rewritten file is probed again
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+             "stream=start_time:format=start_time", "-of", "json", str(path)],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        info = json.loads(out)
+        video = float(info["streams"][0]["start_time"])
+        container = float(info["format"]["start_time"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError):
+        return 0.0
+    offset = video - container
+    return offset if math.isfinite(offset) else 0.0
+
+
 def sample_frames(
-    path: str | Path, n_frames: int, fps: float | None = None, *, seek: bool = True
+    path: str | Path,
+    n_frames: int,
+    fps: float | None = None,
+    *,
+    seek: bool = True,
+    start: float | None = None,
+    end: float | None = None,
 ) -> SampledFrames:
     """Sample `n_frames` uniformly, or (`fps` set) one frame per 1/fps seconds; see the module
-    docstring. `seek=False` decodes sequentially (for comparisons; the frames are the same)."""
+    docstring. `seek=False` decodes sequentially (for comparisons; the frames are the same).
+
+    `start` / `end` (seconds of presentation time; either may be None: the stream's start /
+    end) restrict sampling to the frames whose timestamps fall in [start, end) (see the module
+    docstring); without them the whole stream is sampled, exactly as before."""
     p = Path(path)
     _check_file(p)
+    interval = None
+    if start is not None or end is not None:
+        lo = 0.0 if start is None else float(start)
+        hi = math.inf if end is None else float(end)
+        if not (math.isfinite(lo) and lo >= 0 and hi > lo):
+            raise ValueError(f"bad frame interval [{start}, {end})")
+        shift = video_start_offset(p)  # the interval's time line -> OpenCV's
+        interval = (lo - shift, hi - shift)
     if fps is not None:
         if not fps > 0:
             raise ValueError(f"frames.fps must be positive, got {fps}")
-        return _sample_by_time(p, float(fps), seek)
+        return _sample_by_time(p, float(fps), seek, interval)
     if n_frames < 1:
         raise ValueError(f"frames.n_frames must be at least 1, got {n_frames}")
+    if interval is not None:
+        return _sample_interval_by_index(p, n_frames, *interval, seek)
     return _sample_by_index(p, n_frames, seek)
