@@ -537,8 +537,9 @@ def test_whisperx_backend_keeps_text_and_word_timestamps(monkeypatch):
             calls["audio"], calls["batch_size"] = audio, batch_size
             return {"segments": [{"text": " Hello world. "}, {"text": "It is 42."}]}
 
-    def load_model(name, device, compute_type, language):
+    def load_model(name, device, compute_type, language, local_files_only):
         calls.update(model=name, device=device, compute_type=compute_type, language=language)
+        assert local_files_only  # the model comes from the model store, never the hub
         return Model()
 
     def align(segments, model, meta, audio, device):
@@ -549,12 +550,18 @@ def test_whisperx_backend_keeps_text_and_word_timestamps(monkeypatch):
             for seg in words
         ]}  # fmt: skip
 
+    def load_align_model(language_code, device, model_dir):
+        return "aligner", {"language": language_code}
+
     fake = types.SimpleNamespace(
         load_model=load_model,
-        load_align_model=lambda language_code, device: ("aligner", {"language": language_code}),
+        load_align_model=load_align_model,
         align=align,
     )
     monkeypatch.setitem(sys.modules, "whisperx", fake)
+    # the store's copies (tests/test_model_store.py fills a real store)
+    stored = {"model": Path("large-v3"), "align_dir": Path("align"), "nltk_data": Path("nltk")}
+    monkeypatch.setattr("mepr.embed.store.stored_asr", lambda params, store=None: stored)
     tr = get_transcriber(AsrParams(backend="whisperx", model="large-v3", language="en"))
     out = tr.transcribe(np.zeros(16000, np.float32), 16000)
     assert out.text == "Hello world. It is 42."

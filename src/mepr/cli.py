@@ -22,7 +22,7 @@ from mepr.config import (
 )
 
 # Modules whose register(subparsers) adds their own subcommands.
-STAGE_COMMANDS = ("mepr.corpora.cli", "mepr.train.cli", "mepr.predict_cli")
+STAGE_COMMANDS = ("mepr.corpora.cli", "mepr.train.cli", "mepr.predict_cli", "mepr.embed.fetch_cli")
 
 
 def _write(result, schema, out: str, failures: str, params: dict) -> None:

@@ -175,6 +175,8 @@ class AsrParams:
     model: str = "en-us"
     language: str = "en"
     use_corpus_transcripts: bool = True
+    # whisperx: the hub revision of the Whisper model (None: main); see mepr.embed.store
+    revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ class EncoderParams:
     device: str = "auto"
     # audio: at most this many seconds of (padded) audio per batch, whatever batch_size says
     max_batch_seconds: float = 240.0
+    # a hub model's commit / tag / branch (None: main); fetched into the model store
+    revision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,20 @@
 # Shared names and small helpers for the rule files. All decisions live in the mepr package.
 import json
+import os
+import re
 import shlex
 import sys
 
 from mepr.corpora import source_files
 from mepr.config import ConfigError, apply_user_named, validate_config
 from mepr.embed import demo_encoder_dir
+from mepr.embed.store import STORE_ENV, config_entries, receipt_path
 from mepr.provenance import code_digest
+from mepr.runtime import put_interpreter_first
 from mepr.labels import IMAGE_MODALITIES, MODALITIES
 from mepr.shards import shard_fingerprint
+
+put_interpreter_first()  # jobs' `python -m mepr` is this interpreter (outside conda)
 
 try:
     # the user's config files and --config, merged: their corpora replace the default's
@@ -21,6 +27,18 @@ CORPORA = sorted(config["corpora"])
 SHARDS = list(range(config["n_shards"]))
 SEED = config["seed"]
 ENVS = "../../envs"
+
+# The model store (mepr.embed.store): hub models are fetched there by rule fetch_model on the
+# submitting node; jobs load them from there only. Its path reaches the jobs' mepr commands
+# through the environment, not a param or the command line, so moving the store (or sharing
+# one between runs) re-runs no job that used it.
+MODEL_STORE = config["models"]["store"]
+os.environ[STORE_ENV] = os.path.abspath(MODEL_STORE)
+try:
+    MODEL_ENTRIES = config_entries(config)  # role (modality | asr) -> store entries
+except ValueError as e:
+    sys.exit(f"config error: {e}")
+FETCH = {e.key: e for entries in MODEL_ENTRIES.values() for e in entries}
 
 
 wildcard_constraints:
@@ -52,6 +70,12 @@ def shard_params(wildcards):
 def encoder_section(modality):
     enc = config["encoders"]
     return {**enc[modality], "batch_size": enc["batch_size"], "device": enc["device"]}
+
+
+def models_needed(role):
+    """Receipts of the store entries a job loads, as ancient inputs: fetching the same
+    revision again (e.g. into another store) re-runs none of the jobs that use it."""
+    return [ancient(str(receipt_path(e))) for e in MODEL_ENTRIES[role]]
 
 
 def demo_encoders_needed(modality):

@@ -25,10 +25,39 @@ rule demo_encoder:
         "python -m mepr build-demo-encoder {wildcards.name} --out {output} > {log} 2>&1"
 
 
+# Hub models into the model store, one job per model, on the node that runs snakemake (it
+# can reach the hub; compute nodes need not). Idempotent: a model the store already holds at
+# the requested revision is not fetched again. `snakemake fetch_models` fetches them all.
+rule fetch_model:
+    output:
+        "results/models/{key}.json",
+    log:
+        "results/logs/models/{key}.log",
+    wildcard_constraints:
+        key="|".join(re.escape(k) for k in FETCH) or "(?!)",
+    localrule: True
+    conda:
+        f"{ENVS}/embed.yaml"
+    params:
+        code=code_digest("embed/store", "embed/fetch", "embed/fetch_cli"),
+        store=MODEL_STORE,
+        entry=lambda wc: json_arg(FETCH[wc.key].to_dict()),
+    shell:
+        "python -m mepr fetch-models --store {params.store:q} --entry {params.entry}"
+        " --receipt {output} > {log} 2>&1"
+
+
+rule fetch_models:
+    input:
+        [str(receipt_path(e)) for e in FETCH.values()],
+    localrule: True
+
+
 rule embed:
     input:
         data=lambda wc: EMBED_INPUT[wc.modality].format(corpus=wc.corpus, k=wc.k),
         encoder=lambda wc: demo_encoders_needed(wc.modality),
+        models=lambda wc: models_needed(wc.modality),  # hub models, fetched into the store
         # Not read: it makes the job a direct dependent of the manifest checkpoint, so
         # Snakemake rebuilds it (and its run/no-run reason) once the checkpoint is known. Else
         # the provisional extraction jobs of the first DAG pass (manifest not yet known: a

@@ -51,6 +51,7 @@ rule transcripts:
     input:
         manifest=manifest_of,
         audio="results/audio/{corpus}/shard-{k}.parquet",
+        models=models_needed("asr"),  # the ASR backend's hub models, in the model store
     output:
         shard="results/transcripts/{corpus}/shard-{k}.parquet",
         failures="results/failures/{corpus}/transcripts/shard-{k}.parquet",

@@ -1,10 +1,17 @@
 """WhisperX: Whisper transcription + forced alignment for word timestamps (paper setup).
 
 whisperx pins torch~=2.8 and pyannote, so it lives in its own environment (envs/asr.yaml);
-the import is deferred so the rest of mepr never needs it.
+the import is deferred so the rest of mepr never needs it. Its models come from the model store
+only (`mepr.embed.store`, filled by `mepr fetch-models`), with hub access off: the
+faster-whisper (CTranslate2) model at `asr.revision`, the torchaudio alignment checkpoint of
+the language and NLTK's punkt_tab (which WhisperX would otherwise download on first use). The
+voice activity model ships inside the whisperx wheel.
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 import numpy as np
 
@@ -16,6 +23,11 @@ class WhisperXTranscriber:
     name = "whisperx"
 
     def __init__(self, params: AsrParams, device: str | None = None, batch_size: int = 16):
+        from mepr.embed import store
+
+        root = store.model_store()
+        store.go_offline()  # before whisperx (transformers, huggingface_hub, nltk) is imported
+        _use_nltk_data(str(root / "nltk"))  # the store's punkt_tab, found before any other
         try:
             import whisperx
         except ImportError as e:  # pragma: no cover - depends on the optional env
@@ -30,11 +42,17 @@ class WhisperXTranscriber:
         compute_type = "float16" if self.device == "cuda" else "int8"
         self.language = params.language
         self.batch_size = batch_size
+        models = store.stored_asr(params, root)  # ModelNotInStore names what is missing
+        self.model_path = models["model"]
         self._model = whisperx.load_model(
-            params.model, self.device, compute_type=compute_type, language=params.language
+            str(models["model"]),
+            self.device,
+            compute_type=compute_type,
+            language=params.language,
+            local_files_only=True,
         )
         self._align, self._align_meta = whisperx.load_align_model(
-            language_code=params.language, device=self.device
+            language_code=params.language, device=self.device, model_dir=str(models["align_dir"])
         )
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
@@ -53,6 +71,15 @@ class WhisperXTranscriber:
         ]
         text = " ".join(seg["text"].strip() for seg in result["segments"]).strip()
         return Transcript(text, words)
+
+
+def _use_nltk_data(folder: str) -> None:
+    """Put `folder` first on NLTK's data path (NLTK_DATA for an import yet to come)."""
+    rest = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p and p != folder]
+    os.environ["NLTK_DATA"] = os.pathsep.join([folder, *rest])
+    data = sys.modules.get("nltk.data")
+    if data is not None and folder not in data.path:
+        data.path.insert(0, folder)
 
 
 def _seconds(value) -> float | None:

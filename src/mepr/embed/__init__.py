@@ -4,9 +4,10 @@ Model references in config are resolved here, once:
 - `demo:NAME`     a tiny model the workflow builds offline (`mepr build-demo-encoder`),
                   stored under results/encoders/NAME and loaded like a real checkpoint;
 - `package:NAME`  a real model shipped inside an installed Python package (its model/ folder);
-- `local-dir:P`   an open_clip folder; anything else is a hub name or a local path as the
-                  underlying library understands it (e.g. ViT-B-32 + pretrained 'openai',
-                  BAAI/bge-small-en-v1.5).
+- `local-dir:P`   an open_clip folder; a local path as the underlying library understands it;
+- anything else   a hub model (e.g. ViT-B-32 + pretrained 'openai', BAAI/bge-small-en-v1.5 at
+                  `revision`), loaded only from the model store it was fetched into, with hub
+                  access off (`mepr.embed.store`).
 """
 
 from __future__ import annotations
@@ -88,20 +89,29 @@ def weights_digest(path: Path) -> dict[str, str] | None:
     return out
 
 
-def load_hf_model(model_class, params, preprocessor_class):
+def load_hf_model(model_class, params, preprocessor_class, stored=None):
     """A transformers encoder and its tokenizer / feature extractor for `params`: device from
-    the config, fp16 on CUDA. Returns (model, preprocessor, resolved reference, device)."""
+    the config, fp16 on CUDA; a hub model from its model-store snapshot (`stored`, from
+    `mepr.embed.store.stored_encoder`), never from the hub. Returns (model, preprocessor,
+    resolved reference, device)."""
     import torch
 
     device = pick_device(params.device)
-    resolved = resolve_model_ref(params.model)
-    preprocessor = preprocessor_class.from_pretrained(resolved)
+    resolved = str(stored.path) if stored is not None else resolve_model_ref(params.model)
+    preprocessor = preprocessor_class.from_pretrained(resolved, local_files_only=True)
     dtype = torch.float16 if device == "cuda" else torch.float32
-    model = model_class.from_pretrained(resolved, dtype=dtype).to(device).eval()
-    return model, preprocessor, resolved, device
+    model = model_class.from_pretrained(resolved, dtype=dtype, local_files_only=True)
+    return model.to(device).eval(), preprocessor, resolved, device
 
 
-def hf_identity(model, params, resolved: str) -> dict:
+def store_identity(stored, commit: str | None = None) -> dict:
+    """Revision (requested, resolved) and model store of an encoder's weights."""
+    if stored is not None:
+        return stored.identity()
+    return {"revision": {"requested": None, "resolved": commit}, "store": None}
+
+
+def hf_identity(model, params, resolved: str, stored=None) -> dict:
     """The identity fields every transformers encoder records in its shards."""
     local = Path(resolved)
     return {
@@ -109,6 +119,6 @@ def hf_identity(model, params, resolved: str) -> dict:
         "class": type(model).__name__,
         "model": params.model,
         "resolved": resolved,
-        "revision": getattr(model.config, "_commit_hash", None),
+        **store_identity(stored, getattr(model.config, "_commit_hash", None)),
         "weights": weights_digest(local) if local.exists() else None,
     }

@@ -19,15 +19,18 @@ import torch
 
 from mepr.config import EncoderParams
 from mepr.embed import hf_identity, library_versions, load_hf_model
+from mepr.embed.store import go_offline, stored_encoder
 
 
 class Wav2Vec2Encoder:
-    def __init__(self, params: EncoderParams):
+    def __init__(self, params: EncoderParams, store=None):
+        self.stored = stored_encoder(params, store)  # a hub model: its store copy
+        go_offline()  # before transformers is imported
         from transformers import AutoFeatureExtractor, Wav2Vec2Model
 
         self.params = params
         self.model, self.extractor, self.resolved, self.device = load_hf_model(
-            Wav2Vec2Model, params, AutoFeatureExtractor
+            Wav2Vec2Model, params, AutoFeatureExtractor, self.stored
         )
         self.dtype = self.model.dtype
         self.layer = params.layer
@@ -47,7 +50,7 @@ class Wav2Vec2Encoder:
     def identity(self) -> dict[str, Any]:
         cfg = self.model.config
         return {
-            **hf_identity(self.model, self.params, self.resolved),
+            **hf_identity(self.model, self.params, self.resolved, self.stored),
             "layer": self.layer,
             "n_layers": int(cfg.num_hidden_layers),
             "pooling": f"mean over {self.per_window} frames ({self.per_window * self.step_s:g} s)",

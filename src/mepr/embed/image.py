@@ -23,7 +23,14 @@ import torch
 from PIL import Image
 
 from mepr.config import EncoderParams
-from mepr.embed import library_versions, pick_device, resolve_model_ref, weights_digest
+from mepr.embed import (
+    library_versions,
+    pick_device,
+    resolve_model_ref,
+    store_identity,
+    weights_digest,
+)
+from mepr.embed.store import go_offline, stored_encoder
 
 _POOLING = {"tok": "class token", "avg": "mean of patch tokens", "none": "all tokens"}
 
@@ -86,16 +93,27 @@ def input_dtype(visual: torch.nn.Module) -> torch.dtype:
 
 
 class ClipImageEncoder:
-    def __init__(self, params: EncoderParams):
+    def __init__(self, params: EncoderParams, store=None):
+        self.stored = stored_encoder(params, store)  # a hub model: its store copy
+        go_offline()  # before open_clip (and huggingface_hub) are imported
         import open_clip
 
         self.params = params
         self.device = pick_device(params.device)
-        self.resolved = resolve_model_ref(params.model)
-        ref = f"local-dir:{self.resolved}" if params.model.startswith("demo:") else self.resolved
+        pretrained, cache_dir = params.pretrained, None
+        if self.stored is None:
+            self.resolved = resolve_model_ref(params.model)
+            demo = params.model.startswith("demo:")
+            ref = f"local-dir:{self.resolved}" if demo else self.resolved
+        elif self.stored.entry.kind == "hf":  # hf-hub:REPO at a revision: its snapshot folder
+            self.resolved = str(self.stored.path)
+            ref, pretrained = f"local-dir:{self.resolved}", None
+        else:  # name + pretrained tag: open_clip finds the file in its cache, the store's
+            self.resolved = str(self.stored.path)
+            ref, cache_dir = params.model, str(self.stored.store / "open_clip")
         precision = "fp16" if self.device == "cuda" else "fp32"
         model, _, preprocess = open_clip.create_model_and_transforms(
-            ref, pretrained=params.pretrained, device=self.device, precision=precision
+            ref, pretrained=pretrained, device=self.device, precision=precision, cache_dir=cache_dir
         )
         self.model = model.eval()
         self.dtype = input_dtype(self.model.visual)
@@ -132,6 +150,7 @@ class ClipImageEncoder:
             "model": self.params.model,
             "resolved": self.resolved,
             "pretrained": self.params.pretrained,
+            **store_identity(self.stored),
             "weights": weights_digest(local) if local.exists() else None,
             "layer": "image tower output (visual projection)",
             "pooling": _POOLING.get(pool, pool),

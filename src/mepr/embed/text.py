@@ -14,15 +14,18 @@ import torch
 
 from mepr.config import EncoderParams
 from mepr.embed import hf_identity, library_versions, load_hf_model
+from mepr.embed.store import go_offline, stored_encoder
 
 
 class TextEncoder:
-    def __init__(self, params: EncoderParams):
+    def __init__(self, params: EncoderParams, store=None):
+        self.stored = stored_encoder(params, store)  # a hub model: its store copy
+        go_offline()  # before transformers is imported
         from transformers import AutoModel, AutoTokenizer
 
         self.params = params
         self.model, self.tokenizer, self.resolved, self.device = load_hf_model(
-            AutoModel, params, AutoTokenizer
+            AutoModel, params, AutoTokenizer, self.stored
         )
         self.dtype = self.model.dtype
         self.pooling = params.pooling
@@ -36,7 +39,7 @@ class TextEncoder:
 
     def identity(self) -> dict[str, Any]:
         return {
-            **hf_identity(self.model, self.params, self.resolved),
+            **hf_identity(self.model, self.params, self.resolved, self.stored),
             "tokenizer": type(self.tokenizer).__name__,
             "layer": "last_hidden_state",
             "pooling": self.pooling,
