@@ -131,3 +131,20 @@ def test_empty_split_stops(tmp_path):
 def test_py2_pickle_long_strings():
     text = "x" * 300
     assert pickle.loads(py2_pickle({"a": text}), encoding="latin1") == {"a": text}
+
+
+def test_mosei_videos_still_zipped_name_the_zip(media, tmp_path):
+    import zipfile
+
+    from mepr.corpora.replica_mosei import MoseiSegment, MoseiVideo, fold_ids, write_mosei_sdk
+
+    seg = MoseiSegment(media["good"], {"happiness": 1.0}, "hello there")
+    videos = [MoseiVideo(fold_ids(s, 1)[0], [seg, seg]) for s in ("train", "dev", "test")]
+    root = tmp_path / "CMU-MOSEI"
+    write_mosei_sdk(root, videos)
+    with zipfile.ZipFile(root / "CMU_MOSEI.zip", "w") as z:  # the raw release, not unpacked
+        for f in sorted((root / "Raw").rglob("*")):
+            z.write(f, f.relative_to(root))
+    shutil.rmtree(root / "Raw")
+    with pytest.raises(CorpusError, match=r"CMU_MOSEI\.zip; unzip them in place"):
+        build_manifest("mosei", {"adapter": "mosei", "root": str(root)}, 2)

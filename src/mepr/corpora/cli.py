@@ -55,6 +55,14 @@ def _manifest(a: argparse.Namespace) -> None:
         raise SystemExit(f"mepr manifest: error: corpus '{a.corpus}' has no usable video")
 
 
+def _rehearsal(a: argparse.Namespace) -> None:
+    from mepr.corpora.rehearsal import write_rehearsal
+
+    expected = write_rehearsal(a.data, clips=a.clips, seed=a.seed)
+    counts = ", ".join(f"{name} {len(rows)} videos" for name, rows in expected.items())
+    print(f"rehearsal corpora in {a.data}: {counts}; expected rows in rehearsal.json")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="generate the offline demo corpus (mp4 + labels.csv)")
     p.add_argument("--corpus", required=True, help="corpus name (prefix of the video ids)")
@@ -74,3 +82,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="manifest (.parquet)")
     p.add_argument("--failures", required=True, help="skipped videos (.parquet)")
     p.set_defaults(func=_manifest)
+
+    p = subparsers.add_parser(
+        "rehearsal",
+        help="write miniature CMU-MOSEI (SDK files) and FIv2 (official pickles) corpora",
+    )
+    p.add_argument("data", help="folder to write CMU-MOSEI/ and FirstImpressionsV2/ into")
+    p.add_argument("--clips", type=int, default=28, help="demo clips per corpus")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=_rehearsal)

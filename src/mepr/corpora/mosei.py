@@ -572,10 +572,13 @@ def build_sdk(
     words = Words(read_csd(words_path))
     full_dir, seg_dir, txt_dir = _sdk_dirs(name, root, cfg)
     if full_dir is None and seg_dir is None:
+        from mepr.corpora.archives import packed_hint
+
+        hint = packed_hint(root, [f"{v}.mp4" for v in labels.data])  # e.g. CMU_MOSEI.zip
         raise CorpusError(
             f"corpus '{name}': no video folder: searched below {root} for "
-            f"{'/'.join(FULL_VIDEOS)} and {'/'.join(SEGMENTED_VIDEOS)}; set "
-            f"corpora.{name}.full_videos / segmented_videos"
+            f"{'/'.join(FULL_VIDEOS)} and {'/'.join(SEGMENTED_VIDEOS)}; "
+            + (hint if hint else f"set corpora.{name}.full_videos / segmented_videos")
         )
     videos = SdkVideos(full_dir, seg_dir, txt_dir)
     records: list[LabelRecord] = []
