@@ -448,12 +448,19 @@ def collect_videos(items: Iterable[str | Path]) -> list[VideoInput]:
     return out
 
 
-def folder_videos(folder: str | Path, what: str = "video folder") -> list[str]:
-    """The video files of a folder, sorted (the Snakemake `predict` rule's input)."""
+def folder_videos(
+    folder: str | Path, what: str = "video folder", made_by: str | None = None
+) -> list[str]:
+    """The video files of a folder, sorted (the Snakemake `predict` rule's input).
+
+    ``made_by``: the file of the job that writes the folder (a demo corpus' labels.csv), which
+    then stands in for the videos while the folder does not exist yet (a fresh checkout)."""
     p = Path(folder)
     if not p.is_dir():
+        if made_by is not None:
+            return [made_by]
         raise PredictError(f"{what}: {p} is not a folder")
-    return [str(v.path) for v in collect_videos([p])]
+    return [str(v.path) for v in collect_videos([p])] + ([made_by] if made_by else [])
 
 
 def probe_video(path: Path) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 # Using the trained system: figures for `snakemake --report`, the pipeline spec that lets
 # `mepr predict` feed the models, and predictions for folders of videos (config `predict`).
+from mepr.corpora import demo_labels_of
 from mepr.predict import folder_videos
 
 CAPTIONS = "../../src/mepr/report/captions"
@@ -185,7 +186,9 @@ rule pipeline_spec:
 rule predict:
     input:
         videos=lambda wc: folder_videos(
-            config["predict"]["videos"][wc.name], f"predict.videos.{wc.name}"
+            config["predict"]["videos"][wc.name],
+            f"predict.videos.{wc.name}",
+            demo_labels_of(config["corpora"], config["predict"]["videos"][wc.name]),
         ),
         spec="results/fusion/pipeline.json",
         models=expand("{d}/model.safetensors", d=["results/fusion", *CROSS_DIRS]),
@@ -205,6 +208,7 @@ rule predict:
             "predict", "report", "media", "embed", "asr", "models", "train"
         ),
         chunk=config["predict"]["chunk"],
+        folder=lambda wc: config["predict"]["videos"][wc.name],
     shell:
-        "python -m mepr predict {input.videos:q} --model results/fusion --out results/predict/{wildcards.name}"
+        "python -m mepr predict {params.folder:q} --model results/fusion --out results/predict/{wildcards.name}"
         " --chunk {params.chunk} --quiet > {log} 2>&1"
