@@ -5,7 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# the default config lives beside this file, so the workflow runs from any directory
+# (snakemake -s PATH/Snakefile -d WORKDIR); --configfile files are read after it
+configfile: f"{workflow.basedir}/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -212,3 +212,21 @@ def manifest_rows(paths: dict[str, Path], task: str = "emotion") -> list[dict]:
 
 def silence(seconds: float, sr: int = 16000) -> np.ndarray:
     return np.zeros(int(seconds * sr), np.float32)
+
+
+@pytest.fixture(scope="session")
+def rehearsal_checkout(tmp_path_factory) -> Path:
+    """A working directory laid out like a checkout (Snakefile, config.yaml, configs/,
+    workflow/, envs/ linked to this repository) holding the paper rehearsal's miniature
+    corpora under data/ (``mepr rehearsal data``), where configs/paper.yaml looks for them."""
+    import sys
+
+    work = tmp_path_factory.mktemp("checkout")
+    for name in ("Snakefile", "config.yaml", "configs", "workflow", "envs"):
+        (work / name).symlink_to(REPO / name)
+    subprocess.run(
+        [sys.executable, "-m", "mepr", "rehearsal", str(work / "data")],
+        check=True,
+        capture_output=True,
+    )
+    return work
