@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import re
@@ -47,6 +46,7 @@ from mepr.config import (
     FramesParams,
     from_dict,
 )
+from mepr.files import sha256_file, write_json_atomic
 from mepr.labels import EMOTIONS, IMAGE_MODALITIES, TRAITS
 
 PIPELINE_FILE = "pipeline.json"
@@ -86,14 +86,6 @@ class CheckpointError(PredictError):
 
 
 # --------------------------------------------------------------------------- small helpers
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not path.exists():
         raise PredictError(f"{path}: no such file ({what})")
@@ -106,17 +98,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 def _write_json_atomic(path: Path, data: Any) -> None:
     from mepr.train.loop import to_jsonable
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_jsonable(data), f, indent=2, sort_keys=False, ensure_ascii=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, to_jsonable(data), sort_keys=False, ensure_ascii=False)
 
 
 def _relpath(target: Path, start: Path) -> str:

@@ -39,7 +39,7 @@ rule fetch_model:
     conda:
         f"{ENVS}/embed.yaml"
     params:
-        code=code_digest("embed/store", "embed/fetch", "embed/fetch_cli"),
+        code=code_digest("embed/store", "embed/fetch", "embed/fetch_cli", "files"),
         store=MODEL_STORE,
         entry=lambda wc: json_arg(FETCH[wc.key].to_dict()),
     shell:
@@ -77,7 +77,7 @@ rule embed:
         runtime=60,
         gpu=1 if config["encoders"]["device"] == "cuda" else 0,
     params:
-        code=code_digest("embed", "shards"),
+        code=code_digest("embed", "files", "shards"),
         members=shard_params,
         encoder=lambda wc: json_arg(
             {**encoder_section(wc.modality), **EMBED_EXTRA.get(wc.modality, {})}

@@ -178,7 +178,7 @@ rule pipeline_spec:
     conda:
         f"{ENVS}/train.yaml"
     params:
-        code=code_digest("predict"),
+        code=code_digest("predict", "files"),
     shell:
         "python -m mepr pipeline-spec --model results/fusion --out {output} > {log} 2>&1"
 
@@ -205,7 +205,7 @@ rule predict:
         runtime=240,
     params:
         code=code_digest(
-            "predict", "report", "media", "embed", "asr", "models", "train"
+            "predict", "report", "media", "embed", "asr", "models", "train", "files"
         ),
         chunk=config["predict"]["chunk"],
         folder=lambda wc: config["predict"]["videos"][wc.name],

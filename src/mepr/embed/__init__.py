@@ -13,7 +13,6 @@ Model references in config are resolved here, once:
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import importlib.util
 from pathlib import Path
@@ -79,14 +78,9 @@ def weights_digest(path: Path) -> dict[str, str] | None:
     )
     if not files:
         return None
-    out = {}
-    for f in files:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        out[str(f.relative_to(path)) if f != path else f.name] = h.hexdigest()
-    return out
+    from mepr.files import sha256_file
+
+    return {str(f.relative_to(path)) if f != path else f.name: sha256_file(f) for f in files}
 
 
 def load_hf_model(model_class, params, preprocessor_class, stored=None):

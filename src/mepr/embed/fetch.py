@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 import urllib.request
 import zipfile
@@ -27,10 +26,8 @@ from mepr.embed.store import (
     model_store,
     problem_with,
     read_manifest,
-    sha256_file,
-    shareable,
-    write_json_atomic,
 )
+from mepr.files import atomic_path, sha256_file, write_json_atomic
 
 # transformers repositories: everything but other frameworks' weights and exports
 _HF_IGNORE = [
@@ -126,16 +123,8 @@ def _open_url(url: str):
 
 def _fetch_url(entry: Entry, store: Path) -> tuple[Path, str, dict[str, Any]]:
     dest = store / str(entry.dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with _open_url(entry.ref) as src, os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-        shareable(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp, _open_url(entry.ref) as src, open(tmp, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
     if entry.files == "zip":
         with zipfile.ZipFile(dest) as zf:
             root = dest.parent.resolve()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import math
 import os
 import random
@@ -20,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mepr import __version__
+from mepr.files import write_json_atomic
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,9 +70,7 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(to_jsonable(data), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, to_jsonable(data))
 
 
 def save_model(model: torch.nn.Module, path: Path, config: dict[str, Any]) -> None:
