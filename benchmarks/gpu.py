@@ -185,7 +185,7 @@ def decode_rates(frames: Path, batch_size: int = 256) -> dict:
     thread on the CPU (what each decode thread of the CPU path manages)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from mepr.embed.image import decode_jpeg_cpu
+    from mepr.media import jpeg
 
     data = [c for c in shards.read_table(frames, shards.FRAMES).column("face_jpeg").to_pylist() if c]  # fmt: skip
     raw = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in data]
@@ -202,7 +202,7 @@ def decode_rates(frames: Path, batch_size: int = 256) -> dict:
     sample = data[:2048]
     t0 = time.perf_counter()
     for d in sample:
-        decode_jpeg_cpu(d)
+        jpeg.decode(d)
     cpu_s = time.perf_counter() - t0
     return {"crops": len(data), "batch_size": batch_size, "nvjpeg_per_s": len(data) / gpu_s,
             "cpu_thread_per_s": len(sample) / cpu_s}  # fmt: skip

@@ -57,6 +57,18 @@ def _same_rows(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
         raise ValueError(f"{na} has {a.shape[0]} rows but {nb} has {b.shape[0]}")
 
 
+def softmax(logits: np.ndarray, *, float64: bool = False) -> np.ndarray:
+    """Softmax over the last axis: subtract the row max, exp, divide by the row sum.
+
+    Computed in the input's own dtype; with ``float64`` it is computed in float64 and the
+    result is cast back to float32 (the probabilities `mepr.predict` writes).
+    """
+    x = logits.astype(np.float64) if float64 else logits
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    return p.astype(np.float32) if float64 else p
+
+
 # ─────────────────────────────── emotion ────────────────────────────────
 
 

@@ -46,8 +46,10 @@ from mepr.config import (
     FramesParams,
     from_dict,
 )
+from mepr.embed.refs import ModelRef
 from mepr.files import sha256_file, write_json_atomic
 from mepr.labels import EMOTIONS, IMAGE_MODALITIES, TRAITS
+from mepr.metrics import softmax
 
 PIPELINE_FILE = "pipeline.json"
 PIPELINE_SCHEMA = "mepr.pipeline"
@@ -201,12 +203,13 @@ class Pipeline:
 def _resolve_encoder(section: dict, encoders_dir: Path, device: str | None) -> EncoderParams:
     """EncoderParams whose `demo:` reference points at the run's own encoders folder."""
     params = from_dict(EncoderParams, section)
-    if params.model.startswith("demo:"):
-        path = (encoders_dir / params.model.removeprefix("demo:")).resolve()
+    parsed = ModelRef.parse(params.model)
+    if parsed.is_demo:
+        path = (encoders_dir / parsed.name).resolve()
         if not path.exists():
             raise PredictError(
                 f"demo encoder '{params.model}' not found at {path} "
-                f"(build it with `mepr build-demo-encoder {params.model[5:]} --out {path}`)"
+                f"(build it with `mepr build-demo-encoder {parsed.name} --out {path}`)"
             )
         ref = f"local-dir:{path}" if params.kind == "open_clip" else str(path)
         params = dataclasses.replace(params, model=ref)
@@ -524,12 +527,6 @@ def _quiet_progress(*modules) -> Iterator[None]:
             mod.tqdm = bar
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
 class Predictor:
     """Loads the models once; `extract` one video at a time, then `predict` a batch."""
 
@@ -542,7 +539,7 @@ class Predictor:
     ):
         import torch
 
-        from mepr.embed import pick_device
+        from mepr.devices import pick_device
 
         start = time.perf_counter()
         self.model_dir = Path(model_dir)
@@ -749,7 +746,7 @@ class Predictor:
             present_t = torch.stack(present, dim=1)
             with AttentionRecorder(self.fusion) as rec:
                 fused = self.fusion(feats, logits_t, scores_t, present_t)
-            probs = _softmax(fused["emotion_logits"].float().cpu().numpy())
+            probs = softmax(fused["emotion_logits"].float().cpu().numpy(), float64=True)
             traits = fused["personality_scores"].float().cpu().numpy()
             # leave-one-out: what each present modality adds to the fused prediction
             n, m_count = present_t.shape
@@ -760,13 +757,15 @@ class Predictor:
                 without[:, j] = False
                 o = self.fusion(feats, logits_t, scores_t, without)
                 rows = present_t[:, j].cpu().numpy()
-                loo_e[rows, j] = (probs - _softmax(o["emotion_logits"].float().cpu().numpy()))[rows]
+                loo_e[rows, j] = (
+                    probs - softmax(o["emotion_logits"].float().cpu().numpy(), float64=True)
+                )[rows]
                 loo_p[rows, j] = (traits - o["personality_scores"].float().cpu().numpy())[rows]
         query = rec.query.mean(axis=1) if rec.query is not None else None  # (B, 2, M)
         return {
             "probs": probs,
             "traits": traits,
-            "modality_probs": _softmax(logits_t.cpu().numpy()),  # (B, M, 7)
+            "modality_probs": softmax(logits_t.cpu().numpy(), float64=True),  # (B, M, 7)
             "modality_traits": scores_t.cpu().numpy(),  # (B, M, 5)
             "present": present_t.cpu().numpy(),
             "graph": rec.graph,  # (B, M, M) or None

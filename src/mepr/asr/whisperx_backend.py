@@ -35,10 +35,10 @@ class WhisperXTranscriber:
                 "asr.backend is 'whisperx' but whisperx is not installed: run the ASR rule with "
                 "--use-conda (envs/asr.yaml) or `pip install mepr[whisperx]` in its own venv"
             ) from e
-        import torch
+        from mepr.devices import pick_device
 
         self._wx = whisperx
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or pick_device("auto")
         compute_type = "float16" if self.device == "cuda" else "int8"
         self.language = params.language
         self.batch_size = batch_size

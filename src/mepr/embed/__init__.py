@@ -1,6 +1,6 @@
 """Encoders behind one interface: a batch of inputs in, one (steps x dim) array per video out.
 
-Model references in config are resolved here, once:
+Model references in config (parsed by `mepr.embed.refs.ModelRef`) are resolved here, once:
 - `demo:NAME`     a tiny model the workflow builds offline (`mepr build-demo-encoder`),
                   stored under results/encoders/NAME and loaded like a real checkpoint;
 - `package:NAME`  a real model shipped inside an installed Python package (its model/ folder);
@@ -17,12 +17,16 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
+from mepr.devices import pick_device
+from mepr.embed.refs import ModelRef
+
 DEMO_ENCODERS_DIR = Path("results/encoders")
 
 
 def demo_encoder_dir(ref: str, root: Path = DEMO_ENCODERS_DIR) -> Path | None:
     """The folder a `demo:` reference lives in (None for other references)."""
-    return root / ref.removeprefix("demo:") if ref.startswith("demo:") else None
+    parsed = ModelRef.parse(ref)
+    return root / parsed.name if parsed.is_demo else None
 
 
 def resolve_model_ref(ref: str, root: Path = DEMO_ENCODERS_DIR) -> str:
@@ -32,24 +36,15 @@ def resolve_model_ref(ref: str, root: Path = DEMO_ENCODERS_DIR) -> str:
         if not demo.exists():
             raise FileNotFoundError(f"demo encoder '{ref}' not built yet: expected {demo}")
         return str(demo)
-    if ref.startswith("package:"):
-        name = ref.removeprefix("package:")
+    parsed = ModelRef.parse(ref)
+    if parsed.kind == "package":
+        name = parsed.name
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             raise ModuleNotFoundError(f"encoder '{ref}': Python package '{name}' is not installed")
         pkg = Path(next(iter(spec.submodule_search_locations)))
         return str(pkg / "model" if (pkg / "model").is_dir() else pkg)
     return ref
-
-
-def pick_device(wanted: str) -> str:
-    import torch
-
-    if wanted == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if wanted == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
-    return wanted
 
 
 def library_versions(*distributions: str) -> dict[str, str | None]:

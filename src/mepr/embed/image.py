@@ -23,14 +23,16 @@ import torch
 from PIL import Image
 
 from mepr.config import EncoderParams
+from mepr.devices import pick_device
 from mepr.embed import (
     library_versions,
-    pick_device,
     resolve_model_ref,
     store_identity,
     weights_digest,
 )
+from mepr.embed.refs import ModelRef
 from mepr.embed.store import go_offline, stored_encoder
+from mepr.media import jpeg
 
 _POOLING = {"tok": "class token", "avg": "mean of patch tokens", "none": "all tokens"}
 
@@ -49,16 +51,6 @@ def _standard_transform(preprocess) -> tuple[int, np.ndarray, np.ndarray] | None
     if getattr(resize, "max_size", None) is not None:
         return None
     return size, np.asarray(norm.mean, np.float32), np.asarray(norm.std, np.float32)
-
-
-# OpenCV >= 4.10 decodes straight to RGB; older ones decode BGR (converted in crop_batch)
-_RGB_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", None)
-
-
-def decode_jpeg_cpu(data: bytes) -> np.ndarray:
-    """JPEG bytes -> uint8 (H, W, 3): RGB, or BGR where OpenCV cannot decode to RGB."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR if _RGB_FLAG is None else _RGB_FLAG)
 
 
 def _centre(h: int, w: int, s: int) -> tuple[int, int]:
@@ -103,7 +95,7 @@ class ClipImageEncoder:
         pretrained, cache_dir = params.pretrained, None
         if self.stored is None:
             self.resolved = resolve_model_ref(params.model)
-            demo = params.model.startswith("demo:")
+            demo = ModelRef.parse(params.model).is_demo
             ref = f"local-dir:{self.resolved}" if demo else self.resolved
         elif self.stored.entry.kind == "hf":  # hf-hub:REPO at a revision: its snapshot folder
             self.resolved = str(self.stored.path)
@@ -247,10 +239,10 @@ class ClipImageEncoder:
 
         def decode(indices: range) -> None:
             for i in indices:
-                images[i] = decode_jpeg_cpu(data[i])
+                images[i] = jpeg.decode(data[i])  # BGR where jpeg.DECODES_BGR (see prepare)
 
         _in_parallel(pool, workers, len(data), decode)
-        return self.prepare(images, _RGB_FLAG is None, pool, workers)
+        return self.prepare(images, jpeg.DECODES_BGR, pool, workers)
 
     def _decode_on_gpu(self, data: list[bytes]) -> GpuCrops | None:
         from torchvision.io import ImageReadMode, decode_jpeg

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mepr.embed.refs import ModelRef, is_local
+
 DEFAULT_STORE = "resources/models"
 STORE_ENV = "MEPR_MODEL_STORE"  # set by the workflow for its jobs (workflow/rules/common.smk)
 RECEIPTS_DIR = Path("results/models")  # per-run outputs of rule fetch_model
@@ -135,15 +137,10 @@ class Entry:
         return cls(**dict(data))
 
 
-def is_local(ref: str) -> bool:
-    """A path rather than a hub name: explicit (/, ./, ../, ~) or existing here."""
-    return ref.startswith(("/", "./", "../", "~")) or Path(ref).expanduser().exists()
-
-
 def encoder_entry(section: Mapping[str, Any]) -> Entry | None:
     """The store entry an `encoders.<modality>` section needs (None: nothing to fetch)."""
     model, revision = section["model"], section.get("revision")
-    if model.startswith(("demo:", "package:", "local-dir:")) or is_local(model):
+    if not ModelRef.parse(model).needs_store():
         if revision:
             raise ValueError(f"encoder '{model}' is local: it takes no revision ({revision!r})")
         return None

@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from mepr import shards
 from mepr.config import AudioParams, DetectParams, FramesParams
+from mepr.media import jpeg
 from mepr.media.audio import extract_audio, rms_dbfs
-from mepr.media.detect import MediaPipeDetector, encode_jpeg, scene_image, square_crop
+from mepr.media.detect import MediaPipeDetector, scene_image, square_crop
 from mepr.media.video import MediaError, sample_frames
 from mepr.shards import ShardResult
 
@@ -78,13 +79,13 @@ def _frames_rows(
                 "timestamp": float(ts),
                 "width": w,
                 "height": h,
-                "scene_jpeg": encode_jpeg(scene_image(rgb, size), q),
-                "face_jpeg": encode_jpeg(square_crop(rgb, face.box, detect.face_margin, size), q)
+                "scene_jpeg": jpeg.encode(scene_image(rgb, size), q),
+                "face_jpeg": jpeg.encode(square_crop(rgb, face.box, detect.face_margin, size), q)
                 if face
                 else None,
                 "face_box": list(face.box) if face else None,
                 "face_score": face.score if face else None,
-                "body_jpeg": encode_jpeg(square_crop(rgb, body.box, detect.body_margin, size), q)
+                "body_jpeg": jpeg.encode(square_crop(rgb, body.box, detect.body_margin, size), q)
                 if body
                 else None,
                 "body_box": list(body.box) if body else None,

@@ -55,9 +55,9 @@ def _jpeg_uri(data: bytes | None, size: int | None = None, quality: int = 82) ->
     if size:
         import cv2
 
-        from mepr.media.detect import decode_jpeg, encode_jpeg
+        from mepr.media import jpeg
 
-        rgb = decode_jpeg(data)
+        rgb = jpeg.decode_rgb(data)
         h, w = rgb.shape[:2]
         scale = size / max(h, w)
         if scale < 1:
@@ -66,14 +66,14 @@ def _jpeg_uri(data: bytes | None, size: int | None = None, quality: int = 82) ->
                 (max(1, round(w * scale)), max(1, round(h * scale))),
                 interpolation=cv2.INTER_AREA,
             )
-        data = encode_jpeg(rgb, quality)
+        data = jpeg.encode(rgb, quality)
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
-    from mepr.media.detect import decode_jpeg
+    from mepr.media import jpeg
 
-    h, w = decode_jpeg(data).shape[:2]
+    h, w = jpeg.decode_rgb(data).shape[:2]
     return w, h
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mepr.labels import EMOTIONS, MODALITIES, TRAITS
+from mepr.metrics import softmax
 
 TRAIT_COLOURS = ("#0d9488", "#0284c7", "#ea580c", "#16a34a", "#9333ea")
 
@@ -226,11 +227,6 @@ def _prediction_figures(
     return written
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def stage1(
     dirs: list[Path], manifests: list[Path], embeddings: list[Path], out: Path
 ) -> list[Path]:
@@ -269,7 +265,7 @@ def stage1(
         present = seqs.present & in_corpus
         title = f"{m} · {cfg['corpus']}"
         if task == "emotion":
-            panels.append({"title": title, "probs": _softmax(o), "present": present})
+            panels.append({"title": title, "probs": softmax(o), "present": present})
         else:
             panels.append({"title": title, "scores": o, "present": present})
     return written + _prediction_figures(panels, labels, out, "Stage 1")
@@ -293,7 +289,7 @@ def stage2(dirs: list[Path], manifests: list[Path], out: Path) -> list[Path]:
         m = _config(d)["modality"]
         f = load_cross_features(d / "features.parquet", m, labels.video_id)
         panels.append(
-            {"title": m, "probs": _softmax(f.logits), "scores": f.scores, "present": f.present}
+            {"title": m, "probs": softmax(f.logits), "scores": f.scores, "present": f.present}
         )
     return written + _prediction_figures(panels, labels, out, "Stage 2")
 

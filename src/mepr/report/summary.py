@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mepr.embed.refs import ModelRef
 from mepr.labels import EMOTIONS, TRAITS
 
 EMOTION_ADJECTIVE = {
@@ -157,7 +158,7 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
         "Emotion probabilities come from a model trained on acted and online video "
         "(CMU-MOSEI-style labels); they describe the clip, not what the person feels.",
     ]
-    if any(str(ref).startswith("demo:") for ref in record["model"]["encoders"].values()):
+    if any(ModelRef.parse(str(ref)).is_demo for ref in record["model"]["encoders"].values()):
         caveats.insert(
             0,
             "This model was trained on the synthetic demo corpus with randomly initialised "

@@ -19,15 +19,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mepr import __version__
+from mepr.devices import pick_device
 from mepr.files import write_json_atomic
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
+    return torch.device(pick_device(name, "train.device is 'cuda' but no CUDA device is available"))
 
 
 def seed_everything(seed: int) -> None:
