@@ -224,6 +224,7 @@ class RuleInfo:
     file: Path
     conda: Path | None
     shell: str
+    params: str  # the params directive's text, as written ("" if none)
 
 
 def _string_value(expr: str, names: dict[str, str]) -> str:
@@ -267,7 +268,8 @@ def rules() -> dict[str, RuleInfo]:
                 conda = f.parent / _string_value(directives["conda"], names)
             if "shell" in directives:
                 shell = _string_value(directives["shell"], names)
-            found[head.group(1)] = RuleInfo(head.group(1), f, conda, shell or "")
+            params = directives.get("params", "")
+            found[head.group(1)] = RuleInfo(head.group(1), f, conda, shell or "", params)
     return found
 
 
@@ -424,9 +426,10 @@ class ImportReach:
                 return
         binding = self._module_bindings(module).get(attr)
         if binding and binding != (module, attr):  # re-exported from elsewhere
-            self._reach_binding(binding)
+            self.binding(binding)
 
-    def _reach_binding(self, binding: tuple[str, str | None]) -> None:
+    def binding(self, binding: tuple[str, str | None]) -> None:
+        """(module, None): the module is imported; (module, name): its `name` is used."""
         target, attr = binding
         if attr is None:
             self.module(target)
@@ -476,31 +479,51 @@ class ImportReach:
             else:
                 self.module(target)
         else:
-            self._reach_binding((target, attr))
+            self.binding((target, attr))
 
 
-def rule_third_party_imports(shell: str) -> set[str] | None:
-    """Third-party modules a `python -m mepr...` command imports; None if it runs no mepr."""
+def mepr_command(shell: str) -> tuple[tuple[str, ...], tuple[str, str | None]] | None:
+    """What a `python -m mepr...` command runs; None if it runs no mepr.
+
+    (the modules it imports to parse its arguments and dispatch, the handler it then runs:
+    (module, function), or (module, None) for a module run as a whole)."""
     m = re.search(r"python -m (mepr[\w.]*)(?:\s+([\w-]+))?", shell)
     if not m:
         return None
     module, sub = m.groups()
-    reach = ImportReach()
     if module != "mepr":  # python -m mepr.pkg: runs mepr/pkg/__main__.py
-        reach.module(f"{module}.__main__" if _module_file(f"{module}.__main__") else module)
-        return reach.third_party
+        main = f"{module}.__main__" if _module_file(f"{module}.__main__") else module
+        return (), (main, None)
     from mepr.cli import STAGE_COMMANDS, build_parser
 
     # `python -m mepr SUB` imports mepr.cli, whose parser imports every STAGE_COMMANDS module
     # (module-level code only), then calls SUB's handler.
-    reach.seen.add(("symbol", "mepr.cli:main"))  # main() only parses and dispatches
-    for entry in ("mepr.__main__", "mepr.cli", *STAGE_COMMANDS):
-        reach.module(entry)
     sub_parsers = next(a for a in build_parser()._actions if a.dest == "command").choices
     assert sub in sub_parsers, f"'{shell}': mepr has no subcommand '{sub}'"
     func = sub_parsers[sub].get_default("func")
-    reach.symbol(func.__module__, func.__name__)
-    return reach.third_party
+    assert func.__qualname__ == func.__name__, f"{sub}: handler {func} is not module-level"
+    return ("mepr.__main__", "mepr.cli", *STAGE_COMMANDS), (func.__module__, func.__name__)
+
+
+def command_reach(shell: str, dispatch: bool = True) -> ImportReach | None:
+    """What a `python -m mepr...` command reaches; None if it runs no mepr. With dispatch
+    False, only its handler onward (not what it imports to parse its arguments)."""
+    command = mepr_command(shell)
+    if command is None:
+        return None
+    modules, handler = command
+    reach = ImportReach()
+    reach.seen.add(("symbol", "mepr.cli:main"))  # main() only parses and dispatches
+    for entry in modules if dispatch else ():
+        reach.module(entry)
+    reach.binding(handler)
+    return reach
+
+
+def rule_third_party_imports(shell: str) -> set[str] | None:
+    """Third-party modules a `python -m mepr...` command imports; None if it runs no mepr."""
+    reach = command_reach(shell)
+    return None if reach is None else reach.third_party
 
 
 def distributions(import_name: str) -> set[str]:

@@ -10,7 +10,7 @@ rule demo_corpus:
     conda:
         f"{ENVS}/media.yaml"
     params:
-        code=code_digest("corpora"),
+        code=code_digest("corpora", "config", "labels"),
         root=lambda wc: config["corpora"][wc.corpus]["root"],
         task=lambda wc: config["corpora"][wc.corpus]["task"],
         demo=json_arg(config["demo"]),
@@ -37,7 +37,7 @@ checkpoint manifest:
     conda:
         f"{ENVS}/media.yaml"
     params:
-        code=code_digest("corpora", "shards"),
+        code=code_digest("corpora", "config", "labels", "shards"),
         corpus=lambda wc: json_arg(corpus_cfg(wc)),
         n_shards=config["n_shards"],
     shell:
@@ -60,6 +60,8 @@ rule failures:
         "results/logs/failures/{corpus}.log",
     conda:
         f"{ENVS}/media.yaml"
+    params:
+        code=code_digest("cli", "config", "shards"),
     shell:
         # the summary: one line per stage and reason ("no failures" when there are none)
         "python -m mepr failures {input} --out {output} > {log} 2>&1;"

@@ -20,7 +20,7 @@ rule demo_encoder:
     conda:
         f"{ENVS}/embed.yaml"
     params:
-        code=code_digest("embed"),
+        code=code_digest("embed", "cli", "config", "devices", "shards"),
     shell:
         "python -m mepr build-demo-encoder {wildcards.name} --out {output} > {log} 2>&1"
 
@@ -39,7 +39,16 @@ rule fetch_model:
     conda:
         f"{ENVS}/embed.yaml"
     params:
-        code=code_digest("embed/store", "embed/fetch", "embed/fetch_cli", "files"),
+        code=code_digest(
+            "embed/__init__",
+            "embed/store",
+            "embed/fetch",
+            "embed/fetch_cli",
+            "config",
+            "devices",
+            "files",
+            "embed/refs",
+        ),
         store=MODEL_STORE,
         entry=lambda wc: json_arg(FETCH[wc.key].to_dict()),
     shell:
@@ -77,7 +86,16 @@ rule embed:
         runtime=60,
         gpu=1 if config["encoders"]["device"] == "cuda" else 0,
     params:
-        code=code_digest("embed", "files", "shards"),
+        code=code_digest(
+            "embed",
+            "media/jpeg",
+            "cli",
+            "config",
+            "devices",
+            "files",
+            "labels",
+            "shards",
+        ),
         members=shard_params,
         encoder=lambda wc: json_arg(
             {**encoder_section(wc.modality), **EMBED_EXTRA.get(wc.modality, {})}

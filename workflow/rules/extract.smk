@@ -15,7 +15,7 @@ rule frames:
         mem_mb=3000,
         runtime=60,
     params:
-        code=code_digest("media", "shards"),
+        code=code_digest("media", "cli", "config", "shards"),
         members=shard_params,
         frames=json_arg(config["frames"]),
         detect=json_arg(config["detect"]),
@@ -39,7 +39,7 @@ rule audio:
         mem_mb=2000,
         runtime=30,
     params:
-        code=code_digest("media", "shards"),
+        code=code_digest("media", "cli", "config", "shards"),
         members=shard_params,
         audio=json_arg(config["audio"]),
     shell:
@@ -63,7 +63,17 @@ rule transcripts:
         mem_mb=4000,
         runtime=60,
     params:
-        code=code_digest("asr", "media", "shards"),
+        code=code_digest(
+            "asr",
+            "media",
+            "cli",
+            "config",
+            "devices",
+            "embed/__init__",
+            "embed/store",
+            "shards",
+            "embed/refs",
+        ),
         members=shard_params,
         asr=json_arg(config["asr"]),
     shell:

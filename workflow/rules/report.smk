@@ -47,7 +47,19 @@ rule report_stage1:
     conda:
         f"{ENVS}/train.yaml"
     params:
-        code=code_digest("report", "train", "models", "shards"),
+        code=code_digest(
+            "report",
+            "predict_cli",
+            "train",
+            "models",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
+            "embed/__init__",
+            "embed/refs",
+        ),
         dirs=STAGE1_DIRS,
     shell:
         "python -m mepr report-plots stage1 --dirs {params.dirs} --manifests {input.manifests}"
@@ -86,7 +98,19 @@ rule report_stage2:
     conda:
         f"{ENVS}/train.yaml"
     params:
-        code=code_digest("report", "train", "shards"),
+        code=code_digest(
+            "report",
+            "predict_cli",
+            "train",
+            "models",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
+            "embed/__init__",
+            "embed/refs",
+        ),
         dirs=CROSS_DIRS,
     shell:
         "python -m mepr report-plots stage2 --dirs {params.dirs} --manifests {input.manifests}"
@@ -122,7 +146,19 @@ rule report_fusion:
     conda:
         f"{ENVS}/train.yaml"
     params:
-        code=code_digest("report", "train", "shards"),
+        code=code_digest(
+            "report",
+            "predict_cli",
+            "train",
+            "models",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
+            "embed/__init__",
+            "embed/refs",
+        ),
     shell:
         "python -m mepr report-plots fusion --dirs results/fusion --manifests {input.manifests}"
         " --out results/report/fusion > {log} 2>&1"
@@ -144,7 +180,19 @@ rule report_metrics:
     conda:
         f"{ENVS}/train.yaml"
     params:
-        code=code_digest("report"),
+        code=code_digest(
+            "report",
+            "predict_cli",
+            "train",
+            "models",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
+            "embed/__init__",
+            "embed/refs",
+        ),
         dirs=STAGE1_DIRS,
     shell:
         "python -m mepr report-plots metrics --dirs results/fusion {params.dirs}"
@@ -178,7 +226,19 @@ rule pipeline_spec:
     conda:
         f"{ENVS}/train.yaml"
     params:
-        code=code_digest("predict", "files"),
+        code=code_digest(
+            "predict",
+            "predict_cli",
+            "train/loop",
+            "config",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
+            "embed/__init__",
+            "embed/refs",
+        ),
     shell:
         "python -m mepr pipeline-spec --model results/fusion --out {output} > {log} 2>&1"
 
@@ -205,7 +265,20 @@ rule predict:
         runtime=240,
     params:
         code=code_digest(
-            "predict", "report", "media", "embed", "asr", "models", "train", "files"
+            "predict",
+            "predict_cli",
+            "report",
+            "media",
+            "embed",
+            "asr",
+            "models",
+            "train",
+            "config",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
         ),
         chunk=config["predict"]["chunk"],
         folder=lambda wc: config["predict"]["videos"][wc.name],

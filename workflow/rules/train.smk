@@ -25,7 +25,9 @@ rule train_unimodal:
         mem_mb=4000,
         runtime=120,
     params:
-        code=code_digest("models", "train", "metrics", "files", "shards"),
+        code=code_digest(
+            "train", "models", "devices", "files", "labels", "metrics", "shards"
+        ),
         out="results/unimodal/{modality}/{corpus}",
         train=lambda wc: json_arg(train_section(wc.modality)),
         seed=SEED,
@@ -62,7 +64,9 @@ rule train_cross:
         mem_mb=4000,
         runtime=180,
     params:
-        code=code_digest("models", "train", "metrics", "files", "shards"),
+        code=code_digest(
+            "train", "models", "devices", "files", "labels", "metrics", "shards"
+        ),
         stage1=lambda wc: expand(
             "results/unimodal/{modality}/{corpus}",
             modality=wc.modality,
@@ -108,7 +112,9 @@ rule train_fusion:
         mem_mb=6000,
         runtime=240,
     params:
-        code=code_digest("models", "train", "metrics", "files", "shards"),
+        code=code_digest(
+            "train", "models", "devices", "files", "labels", "metrics", "shards"
+        ),
         cross=expand("results/unimodal/{modality}/cross", modality=MODALITIES),
         train=json_arg(train_section()),
         seed=SEED,
