@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mepr import __version__
+from mepr.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -141,10 +141,6 @@ FAILURES = ShardSchema(
 SCHEMAS = {s.name: s for s in (MANIFEST, FRAMES, AUDIO, TRANSCRIPTS, EMBEDDINGS, FAILURES)}
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 class ShardError(ValueError):
     """A shard file is missing, of another schema, or of an unsupported version."""
 
@@ -174,16 +170,8 @@ def write_table(
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema.arrow)
     table = table.cast(schema.arrow).replace_schema_metadata(_metadata(schema, params))
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; shards are meant to be shared
-    try:
+    with atomic_path(out) as tmp:  # shareable permissions, never half a file
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 

@@ -37,7 +37,7 @@ checkpoint manifest:
     conda:
         f"{ENVS}/media.yaml"
     params:
-        code=code_digest("corpora", "config", "labels", "shards"),
+        code=code_digest("corpora", "config", "labels", "files", "shards"),
         corpus=lambda wc: json_arg(corpus_cfg(wc)),
         n_shards=config["n_shards"],
     shell:
@@ -61,7 +61,7 @@ rule failures:
     conda:
         f"{ENVS}/media.yaml"
     params:
-        code=code_digest("cli", "config", "shards"),
+        code=code_digest("cli", "config", "files", "shards"),
     shell:
         # the summary: one line per stage and reason ("no failures" when there are none)
         "python -m mepr failures {input} --out {output} > {log} 2>&1;"

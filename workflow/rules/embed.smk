@@ -20,7 +20,7 @@ rule demo_encoder:
     conda:
         f"{ENVS}/embed.yaml"
     params:
-        code=code_digest("embed", "cli", "config", "devices", "shards"),
+        code=code_digest("embed", "cli", "config", "devices", "files", "shards"),
     shell:
         "python -m mepr build-demo-encoder {wildcards.name} --out {output} > {log} 2>&1"
 

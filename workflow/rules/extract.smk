@@ -15,7 +15,7 @@ rule frames:
         mem_mb=3000,
         runtime=60,
     params:
-        code=code_digest("media", "cli", "config", "shards"),
+        code=code_digest("media", "cli", "config", "files", "shards"),
         members=shard_params,
         frames=json_arg(config["frames"]),
         detect=json_arg(config["detect"]),
@@ -39,7 +39,7 @@ rule audio:
         mem_mb=2000,
         runtime=30,
     params:
-        code=code_digest("media", "cli", "config", "shards"),
+        code=code_digest("media", "cli", "config", "files", "shards"),
         members=shard_params,
         audio=json_arg(config["audio"]),
     shell:
@@ -71,6 +71,7 @@ rule transcripts:
             "devices",
             "embed/__init__",
             "embed/store",
+            "files",
             "shards",
             "embed/refs",
         ),

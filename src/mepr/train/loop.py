@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from mepr import __version__
 from mepr.devices import pick_device
-from mepr.files import write_json_atomic
+from mepr.files import atomic_path, write_json_atomic
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,10 +72,9 @@ def write_json(path: Path, data: Any) -> None:
 
 def save_model(model: torch.nn.Module, path: Path, config: dict[str, Any]) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    # one metadata key only: safetensors does not keep the order of several (byte-identical files)
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        # one metadata key only: safetensors does not keep the order of several (byte-identical)
+        save_file(state, str(tmp), metadata={"format": "pt"})
     write_json(path.with_name("config.json"), {**config, "mepr_version": __version__})
 
 
@@ -161,15 +160,13 @@ def write_curves(path: Path, history: list[EpochLog]) -> None:
     extra_cols: list[str] = []
     for h in history:
         extra_cols += [k for k in h.extra if k not in extra_cols]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["epoch", "lr", "train_loss", "dev_selection", *extra_cols])
         for h in history:
             row = [h.epoch, f"{h.lr:.6g}", f"{h.train_loss:.6f}", f"{h.selection:.6f}"]
             row += [_fmt(h.extra.get(c)) for c in extra_cols]
             w.writerow(row)
-    os.replace(tmp, path)
 
 
 def _fmt(v: Any) -> str:
