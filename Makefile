@@ -7,7 +7,7 @@ CORES ?= 2
 # Rules call `python -m mepr ...`: put the venv first so they find it.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test lint dry-run clean
+.PHONY: setup demo test lint dry-run clean identity
 
 setup: $(STAMP)
 
@@ -37,3 +37,12 @@ dry-run: setup
 
 clean:
 	rm -rf results .snakemake
+
+# The demo's outputs against the recorded digests (tests/data/identity.json), in a fresh folder:
+# for reshapes that must not change behaviour. `... record` after an intended change.
+IDENTITY_DIR ?= /tmp/mepr-identity
+identity: setup
+	rm -rf $(IDENTITY_DIR) && mkdir -p $(IDENTITY_DIR)
+	$(BIN)/snakemake --cores $(CORES) --snakefile $(CURDIR)/Snakefile --directory $(IDENTITY_DIR) \
+		results/fusion/metrics.json results/predict/demo/index.html
+	$(BIN)/python workflow/scripts/identity.py check $(IDENTITY_DIR)/results

@@ -16,11 +16,12 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/fusion/metrics.json",
-        expand("results/failures/{corpus}.parquet", corpus=CORPORA),
+        layout.FUSION_METRICS,
+        expand(layout.CORPUS_FAILURES, corpus=CORPORA),
         rules.report_plots.input,

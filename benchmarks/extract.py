@@ -292,12 +292,12 @@ def bench_image(frames_shard: Path, params: dict, repeats: int = 5) -> dict:
     import torch
 
     from mepr import shards
-    from mepr.config import EncoderParams, from_dict
+    from mepr.config import EncoderParams, parse
     from mepr.embed import shard as embed_shard
     from mepr.embed.image import ClipImageEncoder
 
     modality = "face"
-    p = from_dict(EncoderParams, {**params, "batch_size": 16})
+    p = parse(EncoderParams, {**params, "batch_size": 16})
     enc, load_s = _timed(lambda: ClipImageEncoder(p))
     t = shards.read_table(frames_shard, shards.FRAMES)
     n = t.num_rows - t.column(f"{modality}_jpeg").null_count
@@ -328,11 +328,11 @@ def bench_audio(audio_shard: Path, params: dict) -> dict:
     import torch
 
     from mepr import shards
-    from mepr.config import EncoderParams, from_dict
+    from mepr.config import EncoderParams, parse
     from mepr.embed import shard as embed_shard
     from mepr.embed.audio import Wav2Vec2Encoder
 
-    p = from_dict(EncoderParams, {**params, "batch_size": 16})
+    p = parse(EncoderParams, {**params, "batch_size": 16})
     enc, load_s = _timed(lambda: Wav2Vec2Encoder(p))
     lengths = [
         n for n in shards.read_table(audio_shard, shards.AUDIO).column("n_samples").to_pylist() if n
@@ -355,11 +355,11 @@ def bench_audio(audio_shard: Path, params: dict) -> dict:
 
 def bench_text(transcripts_shard: Path, params: dict) -> dict:
     from mepr import shards
-    from mepr.config import EncoderParams, from_dict
+    from mepr.config import EncoderParams, parse
     from mepr.embed import shard as embed_shard
     from mepr.embed.text import TextEncoder
 
-    p = from_dict(EncoderParams, {**params, "batch_size": 16})
+    p = parse(EncoderParams, {**params, "batch_size": 16})
     enc, load_s = _timed(lambda: TextEncoder(p))
     texts = [t or "" for t in shards.read_table(transcripts_shard, shards.TRANSCRIPTS).column("text").to_pylist()]  # fmt: skip
     tokens = enc.tokenize(texts)

@@ -42,7 +42,7 @@ from extract import _compare  # noqa: E402  (benchmarks/extract.py: alternate, k
 from train import _time, fusion_step, unimodal_step  # noqa: E402
 
 from mepr import shards  # noqa: E402
-from mepr.config import EncoderParams, from_dict  # noqa: E402
+from mepr.config import EncoderParams, parse  # noqa: E402
 from mepr.models import encoders  # noqa: E402
 
 
@@ -152,7 +152,7 @@ def bench_vit(frames: Path, batch_size: int, threads: int, gpu_decode: bool = Tr
     from mepr.embed import shard as embed_shard
     from mepr.embed.image import ClipImageEncoder
 
-    p = from_dict(EncoderParams, {"kind": "open_clip", "model": "ViT-B-32", "pretrained": None,
+    p = parse(EncoderParams, {"kind": "open_clip", "model": "ViT-B-32", "pretrained": None,
                                   "batch_size": batch_size, "device": "cuda"})  # fmt: skip
     enc = ClipImageEncoder(p)
     if not gpu_decode:
@@ -214,7 +214,7 @@ def decode_difference(frames: Path) -> dict:
     from mepr.embed import shard as embed_shard
     from mepr.embed.image import ClipImageEncoder
 
-    p = from_dict(EncoderParams, {"kind": "open_clip", "model": "ViT-B-32", "pretrained": None,
+    p = parse(EncoderParams, {"kind": "open_clip", "model": "ViT-B-32", "pretrained": None,
                                   "batch_size": 256, "device": "cuda"})  # fmt: skip
     enc = ClipImageEncoder(p)
     gpu = embed_shard.embed_image_shard(frames, "face", p, encoder=enc, threads=8)
@@ -243,7 +243,7 @@ def bench_wav2vec2(audio: Path, batch_size: int) -> dict:
     Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True).save_pretrained(
         model_dir
     )
-    p = from_dict(EncoderParams, {"kind": "wav2vec2", "model": str(model_dir), "window_s": 0.5,
+    p = parse(EncoderParams, {"kind": "wav2vec2", "model": str(model_dir), "window_s": 0.5,
                                   "batch_size": batch_size, "device": "cuda"})  # fmt: skip
     enc = Wav2Vec2Encoder(p)
     lengths = shards.read_table(audio, shards.AUDIO).column("n_samples").to_pylist()

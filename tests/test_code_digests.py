@@ -100,7 +100,7 @@ MEPR_RULES = sorted(name for name, info in rules().items() if mepr_command(info.
 def test_analysis_finds_known_code():
     """Guards the analysis itself against silently finding nothing."""
     frames = {unit_of(m) for m in reached_modules("python -m mepr frames --manifest m")}
-    assert {"cli", "config", "shards", "media/extract", "media/detect"} <= frames
+    assert {"media/cli", "config/sections", "shards", "media/extract", "media/detect"} <= frames
     assert not any(covers("train", u) or covers("embed", u) for u in frames)
     fusion = {unit_of(m) for m in reached_modules("python -m mepr train-fusion --cross c")}
     assert {"train/cli", "train/stages", "models/fusion", "labels", "metrics"} <= fusion

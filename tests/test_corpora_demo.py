@@ -13,7 +13,7 @@ import pytest
 
 from mepr import shards
 from mepr.config import DemoParams
-from mepr.corpora import build_manifest, demo
+from mepr.corpora import build_manifest, demo, demo_render
 from mepr.labels import EMOTIONS, SPLITS, TRAITS
 
 PARAMS = DemoParams(clips=8, seconds=1.0, fps=25, width=320, height=240, bad_inputs=False)
@@ -178,10 +178,10 @@ def test_interrupted_encode_leaves_no_file(tmp_path, monkeypatch):
         Path(cmd[-1]).write_bytes(b"half an mp4")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo.subprocess, "run", dying_ffmpeg)
+    monkeypatch.setattr(demo_render.subprocess, "run", dying_ffmpeg)
     frames = [np.zeros((64, 64, 3), np.uint8)] * 3
     with pytest.raises(KeyboardInterrupt):
-        demo._encode(frames, b"", tmp_path / "clip.mp4", PARAMS, 64, 64, tmp_path)
+        demo_render.encode_clip(frames, b"", tmp_path / "clip.mp4", PARAMS, 64, 64, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["track.wav"]
 
 

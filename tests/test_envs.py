@@ -470,6 +470,9 @@ class ImportReach:
         if not isinstance(node, ast.Name) or node.id not in bindings:
             return
         target, attr = bindings[node.id]
+        if attr is not None and chain and _module_file(f"{target}.{attr}"):
+            # `from mepr.models import checkpoints` then `checkpoints.save_model(...)`
+            target, attr = f"{target}.{attr}", None
         if attr is None and chain:  # module.attr[.more]
             name = chain[-1]
             if _module_file(f"{target}.{name}"):

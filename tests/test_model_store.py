@@ -532,10 +532,10 @@ def test_whisperx_loads_only_from_the_store(filled, tmp_path, no_network, monkey
 def test_predict_builds_hub_encoders_from_the_store(filled, no_network, monkeypatch):
     """`mepr predict` reads the encoder sections from the run's shards (revision included)
     and builds the encoders like the embedding jobs, so hub models come from the store."""
-    from mepr.predict import _resolve_encoder
+    from mepr.predict.spec import resolve_encoder
 
     monkeypatch.setenv(ms.STORE_ENV, str(filled))
-    params = _resolve_encoder(vars(TEXT), Path("unused"), None)
+    params = resolve_encoder(vars(TEXT), Path("unused"), None)
     assert params == TEXT
     from mepr.embed.text import TextEncoder
 

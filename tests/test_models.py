@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mepr.config import TrainParams, pick
 from mepr.models.encoders import (
     MambaMixer,
     build_encoder,
@@ -16,6 +17,22 @@ from mepr.models.encoders import (
 )
 from mepr.models.fusion import FusionConfig, FusionModel
 from mepr.models.unimodal import CrossConfig, CrossDomainModel, UnimodalConfig, UnimodalModel
+
+# Model configs have no defaults of their own: the tests build them as training does, from
+# the train section's (schema-checked) defaults.
+DEFAULTS = TrainParams()
+
+
+def unimodal_cfg(**given) -> UnimodalConfig:
+    return pick(UnimodalConfig, DEFAULTS, DEFAULTS.mamba, **given)
+
+
+def cross_cfg(**given) -> CrossConfig:
+    return pick(CrossConfig, DEFAULTS.cross, DEFAULTS, **given)
+
+
+def fusion_cfg(**given) -> FusionConfig:
+    return pick(FusionConfig, DEFAULTS.fusion, DEFAULTS, **given)
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +163,7 @@ def test_unknown_encoder_is_refused():
 
 # --------------------------------------------------------------------------- stage 1 / 2
 def _unimodal(task, encoder, in_dim=12, hidden=16):
-    cfg = UnimodalConfig(
+    cfg = unimodal_cfg(
         in_dim=in_dim, task=task, encoder=encoder, hidden_dim=hidden, out_features=8, d_state=4
     )
     return UnimodalModel(cfg)
@@ -171,7 +188,7 @@ def test_unimodal_rejects_unknown_task():
 
 def test_cross_domain_model():
     emo, per = _unimodal("emotion", "mamba"), _unimodal("personality", "transformer", hidden=8)
-    model = CrossDomainModel(emo, per, CrossConfig(hidden_dim=16, out_features=8, heads=2))
+    model = CrossDomainModel(emo, per, cross_cfg(hidden_dim=16, out_features=8, heads=2))
     model.train()
     assert not emo.training and not per.training  # frozen models never use dropout
     x, mask = _batch()
@@ -202,7 +219,7 @@ def test_cross_domain_model():
         for k, v in o.items():
             torch.testing.assert_close(cached[k], v)
     with pytest.raises(ValueError):
-        CrossDomainModel(per, emo, CrossConfig())
+        CrossDomainModel(per, emo, cross_cfg())
 
 
 # --------------------------------------------------------------------------- stage 3
@@ -233,11 +250,11 @@ SWITCHES = [
 
 @pytest.mark.parametrize("switch", [None, *SWITCHES])
 def test_fusion_ablation_switches(switch):
-    defaults = FusionConfig(modalities=MODS, input_dims=DIMS)
+    defaults = fusion_cfg(modalities=MODS, input_dims=DIMS)
     flags = {s: getattr(defaults, s) for s in SWITCHES}
     if switch is not None:
         flags[switch] = not flags[switch]
-    cfg = FusionConfig(modalities=MODS, input_dims=DIMS, hidden_dim=16, heads=4, **flags)
+    cfg = fusion_cfg(modalities=MODS, input_dims=DIMS, hidden_dim=16, heads=4, **flags)
     model = FusionModel(cfg).eval()
     feats, logits, scores, present = _fusion_inputs()
     out = model(feats, logits, scores, present)
@@ -274,7 +291,7 @@ def test_fusion_ablation_switches(switch):
 
 
 def test_fusion_guide_blends_cosine():
-    cfg = FusionConfig(
+    cfg = fusion_cfg(
         modalities=MODS,
         input_dims=DIMS,
         hidden_dim=8,
@@ -299,4 +316,4 @@ def test_fusion_guide_blends_cosine():
 
 def test_fusion_config_validates_dims():
     with pytest.raises(ValueError):
-        FusionConfig(modalities=("face",), input_dims=())
+        fusion_cfg(modalities=("face",), input_dims=())

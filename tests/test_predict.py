@@ -23,7 +23,7 @@ from conftest import REPO, manifest_rows
 
 from mepr import shards
 from mepr.cli import main
-from mepr.config import EncoderParams, from_dict
+from mepr.config import EncoderParams, parse
 from mepr.labels import EMOTIONS, MODALITIES, TRAITS
 from mepr.predict import (
     PIPELINE_FILE,
@@ -47,7 +47,7 @@ def encoder_sections(cfg: dict) -> dict[str, dict]:
     out = {}
     for m in MODALITIES:
         section = {**enc[m], "batch_size": enc["batch_size"], "device": "cpu"}
-        out[m] = dataclasses.asdict(from_dict(EncoderParams, section))
+        out[m] = dataclasses.asdict(parse(EncoderParams, section))
     return out
 
 
@@ -65,7 +65,7 @@ def encoder_dim(section: dict, encoders: Path) -> int:
 
 def build_run(work: Path, encoders: Path, n_per_corpus: int = 12, seed: int = 0) -> Path:
     """A finished results/ tree (stages 1-3 trained on random embeddings); returns results/."""
-    from mepr.train.params import parse_params
+    from mepr.config import parse_params
     from mepr.train.stages import train_cross, train_fusion, train_unimodal
 
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -268,7 +268,7 @@ def test_predict_feeds_the_models_what_the_dag_would(run, videos, tmp_path):
     with Predictor(run / "fusion") as predictor:
         p = predictor.pipeline
         ex = predictor.extract(collect_videos([path])[0])
-        seqs, _ = predictor._embed([ex], tmp_path)
+        seqs, _ = predictor.embed([ex])
     manifest = shards.write_table(
         manifest_rows({"good": path}), shards.MANIFEST, tmp_path / "m.parquet"
     )
@@ -315,11 +315,11 @@ def test_retrained_weights_do_not_pair_with_an_old_spec(run, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(run, results, symlinks=True)
     model, cfg = load_cross_checkpoint(results / "unimodal/text/cross")
-    from mepr.train.loop import save_model
+    from mepr.models.checkpoints import save_model
 
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
-    save_model(model, results / "unimodal/text/cross/model.safetensors", cfg)
+    save_model(model, results / "unimodal/text/cross", cfg)
     with pytest.raises(PredictError, match=r"text/cross/model.safetensors changed after"):
         Predictor(results / "fusion")
 
@@ -422,3 +422,60 @@ def test_whisperx_missing_stops_predict_unless_transcripts_sit_beside_videos(
         clip.with_suffix(".txt").write_text("a transcript read from beside the video")
         ex = p.extract(VideoInput("clip", clip))
     assert ex.transcript["source"] == "sidecar" and "beside the video" in ex.transcript["text"]
+
+
+# --------------------------------------------------------------------------- declared shards
+def _declared_shards(results: Path) -> list[Path]:
+    """What the workflow's pipeline_spec rule declares for build_run's two corpora."""
+    kinds = [results / f"{k}/{c}/shard-0.parquet" for k in ("frames", "audio", "transcripts")
+             for c in ("demo_emo", "demo_pers")]  # fmt: skip
+    return kinds + sorted(results.glob("embeddings/demo_*/*/shard-0.parquet"))
+
+
+def test_spec_from_declared_shards_ignores_a_leftover_shard(run, tmp_path, capsys):
+    from mepr.predict import RunShards
+
+    results = tmp_path / "results"
+    shutil.copytree(run, results, symlinks=True)
+    (results / "fusion" / PIPELINE_FILE).unlink()
+    # a corpus removed from the config left its shards behind, written with other parameters
+    shards.write_table([], shards.FRAMES, results / "frames/old_corpus/shard-0.parquet",
+                       params={"frames": {"n_frames": 99}, "detect": {}})  # fmt: skip
+    old = results / "embeddings/old_corpus/text/shard-0.parquet"
+    shards.write_table([], shards.EMBEDDINGS, old,
+                       params={"modality": "text", "encoder": {"model": "another"}})  # fmt: skip
+    with pytest.raises(PredictError, match="shards were written with different parameters"):
+        build_pipeline_spec(results / "fusion")  # everything under results/: they leak in
+    declared = _declared_shards(results)
+    spec = build_pipeline_spec(results / "fusion", run_shards=RunShards.declared(declared))
+    assert spec == json.loads((run / "fusion" / PIPELINE_FILE).read_text())
+    # the command the rule runs writes the same file
+    out = tmp_path / "pipeline.json"
+    assert main(["pipeline-spec", "--model", str(results / "fusion"), "--out", str(out),
+                 "--shards", *map(str, declared)]) == 0  # fmt: skip
+    assert json.loads(out.read_text()) == spec
+    # a declared file that is no shard of these kinds is named
+    bad = results / "corpora/demo_emo/manifest.parquet"
+    assert main(["pipeline-spec", "--model", str(results / "fusion"), "--out", str(out),
+                 "--shards", *map(str, declared), str(bad)]) == 1  # fmt: skip
+    assert f"{bad}: a 'manifest' shard" in capsys.readouterr().err
+
+
+def test_progress_bars_are_switched_off_not_patched(run, videos, capfd):
+    """predict draws its own bar: the embedding functions it calls are asked to draw none."""
+    from mepr.embed.shard import embed_audio_shard
+    from mepr.predict.embedding import _table
+
+    with Predictor(run / "fusion") as predictor:
+        ex = predictor.extract(collect_videos([videos["good"]])[0])
+        capfd.readouterr()
+        predictor.predict([ex])
+        err = capfd.readouterr().err
+        assert "embeddings" not in err and "it/s" not in err, err
+        params = predictor.pipeline.encoders["audio"]
+        encoder = predictor._encoders.get(params)
+    audio = _table([ex.audio], shards.AUDIO)
+    embed_audio_shard(audio, params, encoder=encoder, progress=False)
+    assert capfd.readouterr().err == ""
+    embed_audio_shard(audio, params, encoder=encoder)  # the workflow's default: a bar
+    assert "audio embeddings" in capfd.readouterr().err

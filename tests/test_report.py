@@ -18,6 +18,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import browser  # tests/browser.py
 import numpy as np
 import pytest
 import yaml
@@ -25,7 +26,6 @@ from conftest import REPO
 from test_predict import N_FRAMES, build_run
 
 from mepr.labels import EMOTIONS, MODALITIES, TRAITS
-from mepr.report import browser
 
 CORPORA = ("demo_emo", "demo_pers")
 VOID = {

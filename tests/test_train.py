@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from mepr import shards
+from mepr.config import parse_params
+from mepr.config.train import GradNormParams, SslParams
 from mepr.labels import EMOTIONS, TRAITS
 from mepr.train.cli import register
 from mepr.train.data import CROSS_FEATURES, FUSION_PREDICTIONS, load_labels, load_sequences
@@ -22,7 +24,6 @@ from mepr.train.losses import (
     loss_components,
     personality_ssl_loss,
 )
-from mepr.train.params import GradNormParams, SslParams, parse_params
 
 # --------------------------------------------------------------------------- synthetic corpora
 DIMS = {"face": 32, "text": 48}

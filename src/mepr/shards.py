@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,3 +240,12 @@ class ShardResult:
 
     def fail(self, video_id: str, stage: str, reason: str) -> None:
         self.failures.append({"video_id": video_id, "stage": stage, "reason": reason})
+
+
+def write_stage_result(result, schema: ShardSchema, out, failures, params: Mapping[str, Any]):
+    """A stage's rows as its shard and its problems as the shard's failures table (both with
+    the stage's parameters in their metadata); says on stderr how many problems there were."""
+    write_table(result.rows, schema, out, params=params)
+    write_table(result.failures, FAILURES, failures, params=params)
+    if result.failures:
+        print(f"{len(result.failures)} problem(s) recorded in {failures}", file=sys.stderr)

@@ -5,6 +5,7 @@ import re
 import shlex
 import sys
 
+from mepr import layout
 from mepr.corpora import source_files
 from mepr.config import ConfigError, apply_user_named, validate_config
 from mepr.embed import demo_encoder_dir
@@ -102,8 +103,33 @@ def corpus_sources(wildcards):
 
 def embedding_shards(corpus, modality):
     return expand(
-        "results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
+        layout.EMBEDDINGS,
         corpus=corpus,
         modality=modality,
         k=SHARDS,
     )
+
+
+# `snakemake --report`: the captions live in workflow/report/ (the snakemake-workflows
+# layout), reached relative to the rule file that names them (all in workflow/rules/).
+CAPTIONS = "../report"
+
+# The figures `mepr report-plots` draws for each training stage, with the label each gets in
+# the report; their captions are workflow/report/<figure>.rst, shared by the stages.
+STAGE_FIGURES = {
+    "curves": "training curves",
+    "confusion": "emotion confusion",
+    "scores": "trait scores",
+}
+
+
+def stage_figures(stage, category):
+    """The outputs of one stage's report rule: its figures, each an entry of the report."""
+    # (built in a loop: snakefmt reads a line that starts with `report` as the directive)
+    entries = []
+    for figure, label in STAGE_FIGURES.items():
+        path = f"results/report/{stage}/{figure}.svg"
+        caption = f"{CAPTIONS}/{figure}.rst"
+        labels = {"figure": label}
+        entries.append(report(path, caption=caption, category=category, labels=labels))
+    return entries

@@ -4,13 +4,13 @@ FAILURE_STAGES = ["frames", "audio", "transcripts"] + [f"embed_{m}" for m in MOD
 
 rule demo_corpus:
     output:
-        "results/demo/{corpus}/labels.csv",
+        layout.DEMO_LABELS,
     log:
-        "results/logs/demo/{corpus}.log",
+        layout.log("demo/{corpus}"),
     conda:
         f"{ENVS}/media.yaml"
     params:
-        code=code_digest("corpora", "config", "labels"),
+        code=code_digest("corpora", "config", "files", "labels"),
         root=lambda wc: config["corpora"][wc.corpus]["root"],
         task=lambda wc: config["corpora"][wc.corpus]["task"],
         demo=json_arg(config["demo"]),
@@ -30,10 +30,10 @@ checkpoint manifest:
     input:
         corpus_sources,
     output:
-        manifest="results/corpora/{corpus}/manifest.parquet",
-        failures="results/failures/{corpus}/manifest/all.parquet",
+        manifest=layout.MANIFEST,
+        failures=layout.MANIFEST_FAILURES,
     log:
-        "results/logs/manifest/{corpus}.log",
+        layout.log("manifest/{corpus}"),
     conda:
         f"{ENVS}/media.yaml"
     params:
@@ -48,20 +48,18 @@ checkpoint manifest:
 
 rule failures:
     input:
-        "results/failures/{corpus}/manifest/all.parquet",
+        layout.MANIFEST_FAILURES,
         expand(
-            "results/failures/{{corpus}}/{stage}/shard-{k}.parquet",
-            stage=FAILURE_STAGES,
-            k=SHARDS,
+            layout.STAGE_FAILURES, stage=FAILURE_STAGES, k=SHARDS, allow_missing=True
         ),
     output:
-        "results/failures/{corpus}.parquet",
+        layout.CORPUS_FAILURES,
     log:
-        "results/logs/failures/{corpus}.log",
+        layout.log("failures/{corpus}"),
     conda:
         f"{ENVS}/media.yaml"
     params:
-        code=code_digest("cli", "config", "files", "shards"),
+        code=code_digest("failures", "files", "shards"),
     shell:
         # the summary: one line per stage and reason ("no failures" when there are none)
         "python -m mepr failures {input} --out {output} > {log} 2>&1;"

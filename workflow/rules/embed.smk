@@ -1,9 +1,9 @@
 # Encoders: tiny offline demo encoders, then one embedding shard per corpus, modality, shard.
 
-EMBED_INPUT = {
-    **{m: "results/frames/{corpus}/shard-{k}.parquet" for m in IMAGE_MODALITIES},
-    "audio": "results/audio/{corpus}/shard-{k}.parquet",
-    "text": "results/transcripts/{corpus}/shard-{k}.parquet",
+EMBED_INPUT = {  # the extracted shard kind each modality embeds
+    **{m: "frames" for m in IMAGE_MODALITIES},
+    "audio": "audio",
+    "text": "transcripts",
 }
 
 # what an audio embedding job also depends on: how much audio one batch may hold
@@ -14,13 +14,15 @@ EMBED_EXTRA = {
 
 rule demo_encoder:
     output:
-        directory("results/encoders/{name}"),
+        directory(layout.DEMO_ENCODER_DIR),
     log:
-        "results/logs/encoders/{name}.log",
+        layout.log("encoders/{name}"),
     conda:
         f"{ENVS}/embed.yaml"
     params:
-        code=code_digest("embed", "cli", "config", "devices", "files", "shards"),
+        code=code_digest(
+            "embed", "cli", "devices", "files", "labels", "layout", "shards"
+        ),
     shell:
         "python -m mepr build-demo-encoder {wildcards.name} --out {output} > {log} 2>&1"
 
@@ -30,9 +32,9 @@ rule demo_encoder:
 # the requested revision is not fetched again. `snakemake fetch_models` fetches them all.
 rule fetch_model:
     output:
-        "results/models/{key}.json",
+        layout.MODEL_RECEIPT,
     log:
-        "results/logs/models/{key}.log",
+        layout.log("models/{key}"),
     wildcard_constraints:
         key="|".join(re.escape(k) for k in FETCH) or "(?!)",
     localrule: True
@@ -47,6 +49,7 @@ rule fetch_model:
             "config",
             "devices",
             "files",
+            "layout",
             "embed/refs",
         ),
         store=MODEL_STORE,
@@ -64,7 +67,9 @@ rule fetch_models:
 
 rule embed:
     input:
-        data=lambda wc: EMBED_INPUT[wc.modality].format(corpus=wc.corpus, k=wc.k),
+        data=lambda wc: layout.EXTRACTED.format(
+            kind=EMBED_INPUT[wc.modality], corpus=wc.corpus, k=wc.k
+        ),
         encoder=lambda wc: demo_encoders_needed(wc.modality),
         models=lambda wc: models_needed(wc.modality),  # hub models, fetched into the store
         # Not read: it makes the job a direct dependent of the manifest checkpoint, so
@@ -74,10 +79,10 @@ rule embed:
         # embeddings whenever a manifest is newer than them, e.g. after one video was added.
         manifest=manifest_of,
     output:
-        shard="results/embeddings/{corpus}/{modality}/shard-{k}.parquet",
-        failures="results/failures/{corpus}/embed_{modality}/shard-{k}.parquet",
+        shard=layout.EMBEDDINGS,
+        failures=layout.fill(layout.STAGE_FAILURES, stage="embed_{modality}"),
     log:
-        "results/logs/embed/{corpus}/{modality}/shard-{k}.log",
+        layout.log("embed/{corpus}/{modality}/shard-{k}"),
     conda:
         f"{ENVS}/embed.yaml"
     threads: 4  # JPEG decoding beside the encoder (capped at --cores)
@@ -94,6 +99,7 @@ rule embed:
             "devices",
             "files",
             "labels",
+            "layout",
             "shards",
         ),
         members=shard_params,

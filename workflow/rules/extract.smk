@@ -5,10 +5,10 @@ rule frames:
     input:
         manifest=manifest_of,
     output:
-        shard="results/frames/{corpus}/shard-{k}.parquet",
-        failures="results/failures/{corpus}/frames/shard-{k}.parquet",
+        shard=layout.fill(layout.EXTRACTED, kind="frames"),
+        failures=layout.fill(layout.STAGE_FAILURES, stage="frames"),
     log:
-        "results/logs/frames/{corpus}/shard-{k}.log",
+        layout.log("frames/{corpus}/shard-{k}"),
     conda:
         f"{ENVS}/media.yaml"
     resources:
@@ -29,10 +29,10 @@ rule audio:
     input:
         manifest=manifest_of,
     output:
-        shard="results/audio/{corpus}/shard-{k}.parquet",
-        failures="results/failures/{corpus}/audio/shard-{k}.parquet",
+        shard=layout.fill(layout.EXTRACTED, kind="audio"),
+        failures=layout.fill(layout.STAGE_FAILURES, stage="audio"),
     log:
-        "results/logs/audio/{corpus}/shard-{k}.log",
+        layout.log("audio/{corpus}/shard-{k}"),
     conda:
         f"{ENVS}/media.yaml"
     resources:
@@ -50,13 +50,13 @@ rule audio:
 rule transcripts:
     input:
         manifest=manifest_of,
-        audio="results/audio/{corpus}/shard-{k}.parquet",
+        audio=layout.fill(layout.EXTRACTED, kind="audio"),
         models=models_needed("asr"),  # the ASR backend's hub models, in the model store
     output:
-        shard="results/transcripts/{corpus}/shard-{k}.parquet",
-        failures="results/failures/{corpus}/transcripts/shard-{k}.parquet",
+        shard=layout.fill(layout.EXTRACTED, kind="transcripts"),
+        failures=layout.fill(layout.STAGE_FAILURES, stage="transcripts"),
     log:
-        "results/logs/transcripts/{corpus}/shard-{k}.log",
+        layout.log("transcripts/{corpus}/shard-{k}"),
     conda:
         f"{ENVS}/asr.yaml"
     resources:
@@ -72,6 +72,7 @@ rule transcripts:
             "embed/__init__",
             "embed/store",
             "files",
+            "layout",
             "shards",
             "embed/refs",
         ),

@@ -3,22 +3,23 @@
 
 rule train_unimodal:
     input:
-        manifest="results/corpora/{corpus}/manifest.parquet",
+        manifest=layout.MANIFEST,
         embeddings=lambda wc: embedding_shards(wc.corpus, wc.modality),
     output:
         expand(
-            "results/unimodal/{{modality}}/{{corpus}}/{f}",
+            layout.file_in(layout.UNIMODAL_DIR, "{f}"),
             f=["model.safetensors", "config.json", "curves.csv"],
+            allow_missing=True,
         ),
         report(
-            "results/unimodal/{modality}/{corpus}/metrics.json",
-            caption="../../src/mepr/report/captions/raw_metrics.rst",
+            layout.file_in(layout.UNIMODAL_DIR, "metrics.json"),
+            caption=f"{CAPTIONS}/raw_metrics.rst",
             category="Raw metrics",
             subcategory="Stage 1",
             labels={"modality": "{modality}", "corpus": "{corpus}"},
         ),
     log:
-        "results/logs/unimodal/{modality}/{corpus}.log",
+        layout.log("unimodal/{modality}/{corpus}"),
     conda:
         f"{ENVS}/train.yaml"
     resources:
@@ -26,9 +27,16 @@ rule train_unimodal:
         runtime=120,
     params:
         code=code_digest(
-            "train", "models", "devices", "files", "labels", "metrics", "shards"
+            "train",
+            "models",
+            "config",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
         ),
-        out="results/unimodal/{modality}/{corpus}",
+        out=layout.UNIMODAL_DIR,
         train=lambda wc: json_arg(train_section(wc.modality)),
         seed=SEED,
     shell:
@@ -40,24 +48,27 @@ rule train_unimodal:
 rule train_cross:
     input:
         stage1=expand(
-            "results/unimodal/{{modality}}/{corpus}/model.safetensors", corpus=CORPORA
+            layout.file_in(layout.UNIMODAL_DIR, "model.safetensors"),
+            corpus=CORPORA,
+            allow_missing=True,
         ),
-        manifests=expand("results/corpora/{corpus}/manifest.parquet", corpus=CORPORA),
+        manifests=expand(layout.MANIFEST, corpus=CORPORA),
         embeddings=lambda wc: embedding_shards(CORPORA, wc.modality),
     output:
         expand(
-            "results/unimodal/{{modality}}/cross/{f}",
+            layout.file_in(layout.CROSS_DIR, "{f}"),
             f=["model.safetensors", "config.json", "curves.csv", "features.parquet"],
+            allow_missing=True,
         ),
         report(
-            "results/unimodal/{modality}/cross/metrics.json",
-            caption="../../src/mepr/report/captions/raw_metrics.rst",
+            layout.file_in(layout.CROSS_DIR, "metrics.json"),
+            caption=f"{CAPTIONS}/raw_metrics.rst",
             category="Raw metrics",
             subcategory="Stage 2",
             labels={"modality": "{modality}", "corpus": "cross"},
         ),
     log:
-        "results/logs/unimodal/{modality}/cross.log",
+        layout.log("unimodal/{modality}/cross"),
     conda:
         f"{ENVS}/train.yaml"
     resources:
@@ -65,14 +76,19 @@ rule train_cross:
         runtime=180,
     params:
         code=code_digest(
-            "train", "models", "devices", "files", "labels", "metrics", "shards"
+            "train",
+            "models",
+            "config",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
         ),
         stage1=lambda wc: expand(
-            "results/unimodal/{modality}/{corpus}",
-            modality=wc.modality,
-            corpus=CORPORA,
+            layout.UNIMODAL_DIR, modality=wc.modality, corpus=CORPORA
         ),
-        out="results/unimodal/{modality}/cross",
+        out=layout.CROSS_DIR,
         train=lambda wc: json_arg(train_section(wc.modality)),
         seed=SEED,
     shell:
@@ -84,12 +100,12 @@ rule train_cross:
 rule train_fusion:
     input:
         cross=expand(
-            "results/unimodal/{modality}/cross/features.parquet", modality=MODALITIES
+            layout.file_in(layout.CROSS_DIR, "features.parquet"), modality=MODALITIES
         ),
-        manifests=expand("results/corpora/{corpus}/manifest.parquet", corpus=CORPORA),
+        manifests=expand(layout.MANIFEST, corpus=CORPORA),
     output:
         expand(
-            "results/fusion/{f}",
+            layout.file_in(layout.FUSION_DIR, "{f}"),
             f=[
                 "model.safetensors",
                 "config.json",
@@ -98,14 +114,14 @@ rule train_fusion:
             ],
         ),
         report(
-            "results/fusion/metrics.json",
-            caption="../../src/mepr/report/captions/raw_metrics.rst",
+            layout.FUSION_METRICS,
+            caption=f"{CAPTIONS}/raw_metrics.rst",
             category="Raw metrics",
             subcategory="Stage 3",
             labels={"modality": "fusion", "corpus": "all"},
         ),
     log:
-        "results/logs/fusion.log",
+        layout.log("fusion"),
     conda:
         f"{ENVS}/train.yaml"
     resources:
@@ -113,11 +129,18 @@ rule train_fusion:
         runtime=240,
     params:
         code=code_digest(
-            "train", "models", "devices", "files", "labels", "metrics", "shards"
+            "train",
+            "models",
+            "config",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
         ),
-        cross=expand("results/unimodal/{modality}/cross", modality=MODALITIES),
+        cross=expand(layout.CROSS_DIR, modality=MODALITIES),
         train=json_arg(train_section()),
         seed=SEED,
     shell:
         "python -m mepr train-fusion --cross {params.cross} --manifests {input.manifests}"
-        " --params {params.train} --seed {params.seed} --out results/fusion > {log} 2>&1"
+        f" --params {{params.train}} --seed {{params.seed}} --out {layout.FUSION_DIR} > {{log}} 2>&1"

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mepr.corpora.manifest import CorpusError, csv_split_files
+from mepr.corpora.csv_labels import csv_split_files
+from mepr.corpora.manifest import CorpusError
 from mepr.labels import SPLITS
 
 ADAPTERS: tuple[str, ...] = ("demo", "mosei", "fiv2")

@@ -101,3 +101,9 @@ def packed_hint(root: Path, missing: Iterable[str]) -> str | None:
         f"{len(missing)} labelled file(s) not found, e.g. {missing[0]}: these archives {found} "
         f"them and are not unpacked: {names}; {how} (mepr reads unpacked files only)"
     )
+
+
+def with_packed_hint(message: str, root: Path, missing: Iterable[str]) -> str:
+    """`message`, followed by ``; <how to unpack>`` when `packed_hint` has one."""
+    hint = packed_hint(root, missing)
+    return f"{message}; {hint}" if hint else message

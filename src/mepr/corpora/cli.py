@@ -10,10 +10,10 @@ import sys
 def _demo(a: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from mepr.config import DemoParams, from_dict
+    from mepr.config import DemoParams, parse
     from mepr.corpora.demo import generate
 
-    params = from_dict(DemoParams, a.params)
+    params = parse(DemoParams, a.params)
     labels = generate(Path(a.root), a.corpus, a.task, params, a.seed, a.with_transcripts)
     print(f"demo corpus '{a.corpus}': {params.clips} clips, labels in {labels}", file=sys.stderr)
 
@@ -64,6 +64,7 @@ def _rehearsal(a: argparse.Namespace) -> None:
 
 
 def register(subparsers) -> None:
+
     p = subparsers.add_parser("demo", help="generate the offline demo corpus (mp4 + labels.csv)")
     p.add_argument("--corpus", required=True, help="corpus name (prefix of the video ids)")
     p.add_argument("--task", required=True, choices=["emotion", "personality"])

@@ -23,22 +23,34 @@ from __future__ import annotations
 
 import pickle
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mepr.corpora.csv_labels import read_csv_labels
+from mepr.corpora.find import Search
 from mepr.corpora.manifest import (
+    REFERENCE_VIDEOS,
     CorpusError,
     LabelRecord,
     VideoFinder,
     assemble,
     parse_score,
-    read_csv_labels,
     require_root,
     split_folders,
 )
 from mepr.labels import TRAITS
 
-DEFAULT_VIDEOS = ("video/{split}", "video", "videos/{split}", "videos", ".")
+# How the label pickles are looked up below the labels folder: hidden folders included,
+# symlinked folders not entered, no depth limit, and two equally shallow copies of a pickle
+# are ambiguous: they stop the manifest rather than one of them being picked.
+PICKLE_SEARCH = Search(
+    hidden=True,
+    follow_links=False,
+    refuse_ties=True,
+    tie_hint="point 'labels' at the folder holding the right one",
+)
+
 # official file-name spelling of each split
 OFFICIAL_SPLITS: dict[str, str] = {"training": "train", "validation": "dev", "test": "test"}
 # trait key in the pickles -> labels.TRAITS name
@@ -129,25 +141,6 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _find_one(folder: Path, name: str) -> Path | None:
-    """``folder/name``, else the shallowest ``name`` anywhere below ``folder``; two equally
-    shallow copies are ambiguous and stop the manifest."""
-    direct = folder / name
-    if direct.is_file():
-        return direct
-    hits = sorted((len(p.relative_to(folder).parts), str(p)) for p in folder.rglob(name))
-    hits = [(d, p) for d, p in hits if Path(p).is_file()]
-    if not hits:
-        return None
-    same_depth = [p for d, p in hits if d == hits[0][0]]
-    if len(same_depth) > 1:
-        raise CorpusError(
-            f"{name} found {len(same_depth)} times under {folder}: {', '.join(same_depth)}; "
-            "point 'labels' at the folder holding the right one"
-        )
-    return Path(same_depth[0])
-
-
 def annotation_files(folder: Path) -> dict[str, tuple[Path, Path | None]]:
     """split -> (annotation pickle, transcription pickle or None) found under ``folder``.
 
@@ -156,43 +149,39 @@ def annotation_files(folder: Path) -> dict[str, tuple[Path, Path | None]]:
     """
     out: dict[str, tuple[Path, Path | None]] = {}
     for official, split in OFFICIAL_SPLITS.items():
-        ann = _find_one(folder, f"annotation_{official}.pkl")
+        ann = PICKLE_SEARCH.file(folder, f"annotation_{official}.pkl")
         if ann is not None:
-            out[split] = (ann, _find_one(folder, f"transcription_{official}.pkl"))
+            out[split] = (ann, PICKLE_SEARCH.file(folder, f"transcription_{official}.pkl"))
     return out
+
+
+def _lacking(kind: str, have: Iterable[str]) -> list[str]:
+    """``<kind>_<official>.pkl (<split> split)`` for each split not in `have`."""
+    have = set(have)
+    return [
+        f"{kind}_{official}.pkl ({split} split)"
+        for official, split in OFFICIAL_SPLITS.items()
+        if split not in have
+    ]
 
 
 def _require_all_splits(
     corpus: str, folder: Path, pickles: dict[str, tuple[Path, Path | None]]
 ) -> None:
     """Every split's annotation pickle, and transcriptions for all splits or for none."""
-    from mepr.corpora.archives import packed_hint
+    from mepr.corpora.archives import with_packed_hint
 
-    missing = [
-        f"annotation_{official}.pkl ({split} split)"
-        for official, split in OFFICIAL_SPLITS.items()
-        if split not in pickles
-    ]
+    missing = _lacking("annotation", pickles)
     if missing:
-        names = [m.split()[0] for m in missing]
-        hint = packed_hint(folder, names)
-        raise CorpusError(
-            f"corpus '{corpus}': missing {', '.join(missing)} under {folder}"
-            + (f"; {hint}" if hint else "")
-        )
-    texts = {split: pair[1] for split, pair in pickles.items()}
-    absent = [
-        f"transcription_{official}.pkl ({split} split)"
-        for official, split in OFFICIAL_SPLITS.items()
-        if texts.get(split) is None
-    ]
+        message = f"corpus '{corpus}': missing {', '.join(missing)} under {folder}"
+        raise CorpusError(with_packed_hint(message, folder, [m.split()[0] for m in missing]))
+    absent = _lacking("transcription", [s for s, pair in pickles.items() if pair[1] is not None])
     if absent and len(absent) < len(OFFICIAL_SPLITS):
-        hint = packed_hint(folder, [a.split()[0] for a in absent])
-        raise CorpusError(
+        message = (
             f"corpus '{corpus}': missing {', '.join(absent)} under {folder} while the other "
             "splits have theirs (their text would silently come from ASR instead)"
-            + (f"; {hint}" if hint else "")
         )
+        raise CorpusError(with_packed_hint(message, folder, [a.split()[0] for a in absent]))
 
 
 def read_pickle_records(
@@ -274,15 +263,12 @@ def build(
         except CorpusError as e:
             if target.is_file():
                 raise
-            from mepr.corpora.archives import packed_hint
+            from mepr.corpora.archives import with_packed_hint
 
+            message = f"{e}; nor the official annotation_{{training,validation,test}}.pkl"
             official = [f"annotation_{o}.pkl" for o in OFFICIAL_SPLITS]
-            hint = packed_hint(target, official)
-            raise CorpusError(
-                f"{e}; nor the official annotation_{{training,validation,test}}.pkl"
-                + (f"; {hint}" if hint else "")
-            ) from None
-    finder = VideoFinder(split_folders(root, cfg.get("videos"), DEFAULT_VIDEOS))
+            raise CorpusError(with_packed_hint(message, target, official)) from None
+    finder = VideoFinder(split_folders(root, cfg.get("videos"), REFERENCE_VIDEOS))
     return assemble(name, task, records, finder, n_shards, failures), failures
 
 

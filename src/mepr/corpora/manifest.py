@@ -1,14 +1,13 @@
 """Shared machinery of the corpus adapters: label records -> manifest rows (shards.MANIFEST).
 
-An adapter reads its corpus' label files into `LabelRecord`s and names, per record, the
-folders where its video may be; `assemble` finds the files, and turns each record into one
+An adapter reads its corpus' label files into `LabelRecord`s (the reference's CSV files
+through `mepr.corpora.csv_labels`) and names, per record, the folders where its video may be; `assemble` finds the files, and turns each record into one
 manifest row or one (video_id, reason) failure.  Only the standard library is imported here
 so that building a manifest stays cheap.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mepr.labels import EMOTIONS, SPLITS, TRAITS
+from mepr.labels import SPLITS
 
 VIDEO_EXTS: tuple[str, ...] = (
     ".mp4",
@@ -47,29 +46,6 @@ SPLIT_ALIASES: dict[str, str] = {
     "tst": "test",
 }
 
-# column names are compared after `_norm` (lower case, '-' and ' ' -> '_')
-ID_COLUMNS = ("video_id", "video_name", "video", "filename", "file_name", "file", "name", "id")
-SPLIT_COLUMNS = ("split", "subset", "partition", "set", "fold")
-TEXT_COLUMNS = ("transcript", "text", "transcription", "sentence", "utterance")
-EMOTION_ALIASES: dict[str, tuple[str, ...]] = {
-    "neutral": ("neutral", "neutrality"),
-    "anger": ("anger", "angry"),
-    "disgust": ("disgust", "disgusted"),
-    "fear": ("fear", "fearful"),
-    "happiness": ("happiness", "happy", "joy"),
-    "sadness": ("sadness", "sad"),
-    "surprise": ("surprise", "surprised"),
-}
-# FIv2 calls its fifth trait "neuroticism" although higher means calmer (the reference
-# renames it "non-neuroticism"), so a plain "neuroticism" column is taken as non_neuroticism.
-TRAIT_ALIASES: dict[str, tuple[str, ...]] = {
-    "openness": ("openness", "openness_to_experience"),
-    "conscientiousness": ("conscientiousness",),
-    "extraversion": ("extraversion", "extroversion"),
-    "agreeableness": ("agreeableness",),
-    "non_neuroticism": ("non_neuroticism", "nonneuroticism", "emotional_stability", "neuroticism"),
-}
-
 
 class CorpusError(ValueError):
     """A corpus cannot be read at all: missing root or label file, unusable label columns."""
@@ -92,13 +68,14 @@ class LabelRecord:
         return video_id_of(self.name)
 
 
-def _norm(column: str) -> str:
+def normalise_name(column: str) -> str:
+    """A label-file name compared loosely: lower case, runs of '-' and spaces -> '_'."""
     return re.sub(r"[\s\-]+", "_", column.strip().lower())
 
 
 def normalise_split(name: str) -> str | None:
     """train/dev/test for any usual spelling (training, val, validation, ...), else None."""
-    return SPLIT_ALIASES.get(_norm(name))
+    return SPLIT_ALIASES.get(normalise_name(name))
 
 
 def split_spellings(split: str) -> list[str]:
@@ -140,129 +117,6 @@ def require_root(corpus: str, root: Path) -> Path:
     if not root.is_dir():
         raise CorpusError(f"corpus '{corpus}': root folder {root} does not exist")
     return root
-
-
-# ---------------------------------------------------------------------------------------------
-# CSV label files
-
-
-def _pick(columns: dict[str, str], candidates: Iterable[str]) -> str | None:
-    for c in candidates:
-        if c in columns:
-            return columns[c]
-    return None
-
-
-def csv_split_files(folder: Path) -> list[tuple[Path, str]]:
-    """Per-split label files of a folder: ``{split}_full.csv`` (the reference) or ``{split}.csv``."""
-    found: list[tuple[Path, str]] = []
-    for path in sorted(folder.glob("*.csv")):
-        m = re.fullmatch(r"(?P<split>[A-Za-z]+)(_full)?\.csv", path.name)
-        if m and normalise_split(m["split"]):
-            found.append((path, m["split"]))
-    return found
-
-
-def read_csv_records(
-    path: Path,
-    task: str,
-    failures: list[tuple[str, str]],
-    split: str | None = None,
-) -> list[LabelRecord]:
-    """Label records of one CSV file.
-
-    The file names its videos in an id column (video_id, video_name, filename, ...), its split
-    in a split column unless ``split`` (the split's spelling, from the file name) is given, the
-    labels in columns named after labels.EMOTIONS / labels.TRAITS (case-insensitive, usual
-    synonyms accepted; a missing 'neutral' is derived) and an optional text column.
-    Rows whose labels are missing go to ``failures``.
-    """
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        columns = {_norm(c): c for c in header}
-        id_col = _pick(columns, ID_COLUMNS)
-        if id_col is None:
-            raise CorpusError(
-                f"{path}: no video id column (one of {', '.join(ID_COLUMNS)}) in {header}"
-            )
-        split_col = None if split else _pick(columns, SPLIT_COLUMNS)
-        if split is None and split_col is None:
-            raise CorpusError(
-                f"{path}: no split column (one of {', '.join(SPLIT_COLUMNS)}) and the file "
-                "name does not name a split (train_full.csv, dev_full.csv, ...)"
-            )
-        text_col = _pick(columns, TEXT_COLUMNS)
-        vocab, aliases = (
-            (EMOTIONS, EMOTION_ALIASES) if task == "emotion" else (TRAITS, TRAIT_ALIASES)
-        )
-        label_cols = {label: _pick(columns, aliases[label]) for label in vocab}
-        optional = {"neutral"} if task == "emotion" else set()
-        missing = [k for k, v in label_cols.items() if v is None and k not in optional]
-        if missing:
-            raise CorpusError(f"{path}: no column for {', '.join(missing)} (columns: {header})")
-        records: list[LabelRecord] = []
-        for line, row in enumerate(reader, start=2):
-            name = (row.get(id_col) or "").strip()
-            if not name:
-                failures.append((f"{path.name}:{line}", "label row without a video id"))
-                continue
-            spelled = split or (row.get(split_col) or "").strip()  # type: ignore[arg-type]
-            canon = normalise_split(spelled)
-            if canon is None:
-                failures.append((video_id_of(name), f"unknown split '{spelled}'"))
-                continue
-            values = {k: parse_score(row.get(c)) if c else None for k, c in label_cols.items()}
-            bad = [k for k, v in values.items() if v is None and k not in optional]
-            if bad:
-                failures.append((video_id_of(name), f"missing label value(s): {', '.join(bad)}"))
-                continue
-            vec = [values[k] for k in vocab]
-            if task == "emotion" and vec[0] is None:
-                vec[0] = neutral_of(vec[1:])  # type: ignore[arg-type]
-            text = (row.get(text_col) or "").strip() if text_col else ""
-            records.append(
-                LabelRecord(
-                    name=name,
-                    split=canon,
-                    split_dir=spelled,
-                    emotion=vec if task == "emotion" else None,  # type: ignore[arg-type]
-                    traits=vec if task == "personality" else None,  # type: ignore[arg-type]
-                    transcript=text or None,
-                )
-            )
-    return records
-
-
-def read_csv_labels(
-    corpus: str,
-    root: Path,
-    labels: str | None,
-    task: str,
-    failures: list[tuple[str, str]],
-    default_file: str | None = None,
-) -> list[LabelRecord]:
-    """Records from ``labels`` (relative to root): a CSV file, or a folder of per-split CSVs
-    (``{split}_full.csv``) or holding ``default_file``; ``labels`` absent = root itself."""
-    target = root / labels if labels else root
-    if target.is_file():
-        return read_csv_records(target, task, failures, split=_split_from_name(target))
-    if not target.is_dir():
-        raise CorpusError(f"corpus '{corpus}': label file {target} does not exist")
-    per_split = csv_split_files(target)
-    if per_split:
-        return [r for p, s in per_split for r in read_csv_records(p, task, failures, split=s)]
-    if default_file and (target / default_file).is_file():
-        return read_csv_records(target / default_file, task, failures)
-    wanted = f"{target}/{{train,dev,test}}_full.csv"
-    if default_file:
-        wanted += f" or {target / default_file}"
-    raise CorpusError(f"corpus '{corpus}': no label file: expected {wanted}")
-
-
-def _split_from_name(path: Path) -> str | None:
-    m = re.fullmatch(r"(?P<split>[A-Za-z]+)(_full)?", path.stem)
-    return m["split"] if m and normalise_split(m["split"]) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +171,11 @@ class VideoFinder:
             if hit is not None:
                 return hit, searched
         return None, searched
+
+
+# where the reference implementation keeps a corpus' videos (relative to its root), in the
+# order they are tried: the adapters' default when ``videos`` is not configured
+REFERENCE_VIDEOS: tuple[str, ...] = ("video/{split}", "video", "videos/{split}", "videos", ".")
 
 
 def split_folders(root: Path, videos: str | None, defaults: Sequence[str]):

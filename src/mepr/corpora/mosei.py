@@ -38,247 +38,50 @@ Videos are looked up (recursively, by file name with or without extension) under
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import struct
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mepr.corpora.csv_labels import csv_split_files, read_csv_labels
+from mepr.corpora.find import Search
 from mepr.corpora.manifest import (
+    REFERENCE_VIDEOS,
     CorpusError,
     LabelRecord,
     VideoFinder,
-    VideoIndex,
     assemble,
-    csv_split_files,
-    neutral_of,
-    normalise_split,
-    read_csv_labels,
     require_root,
     split_folders,
 )
-from mepr.labels import EMOTIONS, SPLITS
+from mepr.corpora.mosei_csd import (
+    LABELS_CSD,
+    WORDS_CSD,
+    Words,
+    is_hdf5,
+    mosei_emotions,
+    read_csd,
+    read_folds,
+    segment_id,
+    standard_folds,
+)
+from mepr.corpora.mosei_segments import PlacedVideos, Placement, SdkVideos
+from mepr.labels import SPLITS
 
-DEFAULT_VIDEOS = ("video/{split}", "video", "videos/{split}", "videos", ".")
-
-LABELS_CSD = "CMU_MOSEI_Labels.csd"
-WORDS_CSD = "CMU_MOSEI_TimestampedWords.csd"
 FULL_VIDEOS = ("Raw", "Videos", "Full", "Combined")
 SEGMENTED_VIDEOS = ("Raw", "Videos", "Segmented", "Combined")
 SEGMENTED_TRANSCRIPTS = ("Raw", "Transcript", "Segmented", "Combined")
-# the six emotions of a label row, columns 1-6 (column 0 is sentiment), as mepr names them
-SDK_EMOTIONS: tuple[str, ...] = ("happiness", "sadness", "anger", "surprise", "disgust", "fear")
-SILENCE = "sp"  # the words file's silence token
-# a label interval and a segmented-transcript line are the same segment when both ends agree
-# within this many seconds
-INTERVAL_TOLERANCE = 0.05
-# segment clips matched by rank (no transcript, no full video) must last their interval's
-# length within this many seconds
-DURATION_TOLERANCE = 0.5
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_MAX_DEPTH = 32  # breadth-first search depth (a guard against symlink loops)
-
-
-# ---------------------------------------------------------------------------------------------
-# labels, words, folds
-
-
-def mosei_emotions(six_sdk: Sequence[float]) -> list[float]:
-    """The 7 emotion targets of one CMU-MOSEI label row, as the reference's CSVs hold them.
-
-    `six_sdk` are the six emotion intensities in the SDK's order (label features columns 1-6:
-    happy, sad, anger, surprise, disgust, fear; each in [0, 3]). Returned in mepr.labels.EMOTIONS
-    order (neutral, anger, disgust, fear, happiness, sadness, surprise): neutral is 1.0 when
-    none of the six emotions is present (all six intensities 0) else 0.0 (`neutral_of`); the
-    six are the intensities divided by their sum (they sum to 1), all 0 for a neutral row.
-    """
-    if len(six_sdk) != len(SDK_EMOTIONS):
-        raise ValueError(f"expected {len(SDK_EMOTIONS)} intensities, got {len(six_sdk)}")
-    by_name = {e: float(v) for e, v in zip(SDK_EMOTIONS, six_sdk, strict=True)}
-    total = sum(by_name.values())
-    six = [by_name[e] / total if total > 0 else 0.0 for e in EMOTIONS[1:]]
-    return [neutral_of(list(by_name.values())), *six]
-
-
-def segment_id(video: str, start: float, end: float) -> str:
-    """The reference's name of a segment: ``<video>_<start:.4f>_<end:.4f>``."""
-    return f"{video}_{start:.4f}_{end:.4f}"
-
-
-@dataclass
-class Csd:
-    """One computational sequence: ``data`` maps video -> (features, intervals)."""
-
-    path: Path
-    group: str
-    data: dict[str, tuple[np.ndarray, np.ndarray]]
-    metadata: dict[str, Any]
-
-
-def is_hdf5(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == _HDF5_SIGNATURE
-    except OSError:
-        return False
-
-
-def read_csd(path: str | Path) -> Csd:
-    """Read a CMU-MultimodalSDK ``.csd`` file (HDF5) whole; CorpusError when it is not one."""
-    import h5py
-
-    p = Path(path)
-    try:
-        h5 = h5py.File(p, "r")
-    except OSError as e:
-        raise CorpusError(f"{p}: not a readable computational sequence (.csd, HDF5): {e}") from e
-    with h5:
-        groups = sorted(k for k in h5 if isinstance(h5[k], h5py.Group))
-        if len(groups) != 1:
-            raise CorpusError(
-                f"{p}: expected one top-level group (e.g. 'All Labels'), found "
-                f"{len(groups)}: {', '.join(groups) or 'none'}"
-            )
-        root = h5[groups[0]]
-        if "data" not in root:
-            raise CorpusError(f"{p}: group '{groups[0]}' has no 'data' group")
-        data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for video in sorted(root["data"]):
-            entry = root["data"][video]
-            if "features" not in entry or "intervals" not in entry:
-                raise CorpusError(f"{p}: data/{video} lacks 'features' or 'intervals'")
-            data[video] = (entry["features"][()], entry["intervals"][()])
-        metadata: dict[str, Any] = {}
-        for key in sorted(root.get("metadata", {})):
-            raw = root["metadata"][key][()]
-            value = raw[0] if getattr(raw, "shape", ()) else raw
-            value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-            try:
-                metadata[key] = json.loads(value)
-            except (TypeError, ValueError):
-                metadata[key] = str(value)
-    return Csd(p, groups[0], data, metadata)
-
-
-def _token(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").strip()
-    return str(value).strip()
-
-
-class Words:
-    """The words of each video (silence dropped), with their midpoints, for `segment_transcript`."""
-
-    def __init__(self, csd: Csd):
-        self._by_video: dict[str, tuple[np.ndarray, list[str]]] = {}
-        for video, (features, intervals) in csd.data.items():
-            tokens = [_token(f) for f in features]
-            iv = np.asarray(intervals, np.float64).reshape(-1, 2)
-            keep = [i for i, t in enumerate(tokens) if t and t != SILENCE]
-            mids = (iv[keep, 0] + iv[keep, 1]) / 2.0 if keep else np.zeros(0)
-            order = np.argsort(mids, kind="stable")
-            self._by_video[video] = (mids[order], [tokens[keep[i]] for i in order])
-
-    def __contains__(self, video: str) -> bool:
-        return video in self._by_video
-
-    def segment_transcript(self, video: str, start: float, end: float) -> str | None:
-        """The words of `video` whose midpoint ((word start + word end) / 2) lies in
-        [start, end), in time order, joined by spaces; None when there are none. (A word
-        straddling a segment boundary goes to the segment holding most of it.)"""
-        if video not in self._by_video:
-            return None
-        mids, tokens = self._by_video[video]
-        lo, hi = np.searchsorted(mids, [start, end], side="left")
-        return " ".join(tokens[lo:hi]) or None
-
-
-def standard_folds() -> dict[str, list[str]]:
-    """The SDK's standard folds (train / dev / test video ids) shipped with mepr."""
-    text = resources.files("mepr.corpora").joinpath("data/mosei_folds.json").read_text()
-    return json.loads(text)
-
-
-def read_folds(path: Path | None) -> dict[str, str]:
-    """video id -> split, from a JSON ``{"train": [...], "dev": [...], "test": [...]}`` (other
-    spellings of the splits accepted) or, without `path`, the shipped standard folds."""
-    if path is None:
-        raw: Any = standard_folds()
-    else:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise CorpusError(f"{path}: not a readable folds JSON ({e})") from e
-    where = path or "the standard folds"
-    if not isinstance(raw, dict):
-        raise CorpusError(f"{where}: expected an object split -> [video ids]")
-    out: dict[str, str] = {}
-    for key, ids in raw.items():
-        split = normalise_split(str(key))
-        if split is None or not isinstance(ids, list):
-            raise CorpusError(f"{where}: '{key}' is not a split with a list of video ids")
-        for vid in ids:
-            vid = str(vid)
-            if out.setdefault(vid, split) != split:
-                raise CorpusError(f"{where}: video '{vid}' is in folds {out[vid]} and {split}")
-    return out
+# How the SDK files are looked up below the root: visible entries only, symlinked folders
+# followed (each real folder once), at most 32 levels deep (a guard against symlink loops),
+# and the first of equally shallow matches (breadth-first, names sorted) wins.
+SDK_SEARCH = Search(hidden=False, follow_links=True, max_depth=32)
 
 
 # ---------------------------------------------------------------------------------------------
 # finding the SDK files
-
-
-def _bfs(
-    base: Path, files: Iterable[str] = (), dirs: Iterable[tuple[str, ...]] = ()
-) -> tuple[dict[str, Path], dict[tuple[str, ...], Path]]:
-    """Breadth-first below `base` (names sorted, hidden entries skipped): the shallowest file
-    named each of `files`, the shallowest folder whose path ends with each of `dirs`."""
-    want_files, want_dirs = set(files), list(dirs)
-    found_files: dict[str, Path] = {}
-    found_dirs: dict[tuple[str, ...], Path] = {}
-    for suffix in want_dirs:  # the usual place first: directly below base
-        if base.joinpath(*suffix).is_dir():
-            found_dirs[suffix] = base.joinpath(*suffix)
-    level, depth, seen = [base], 0, {os.path.realpath(base)}
-    while level and depth < _MAX_DEPTH:
-        if want_files <= found_files.keys() and len(found_dirs) == len(want_dirs):
-            break
-        below: list[Path] = []
-        for folder in level:
-            try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
-            except OSError:
-                continue
-            for e in entries:
-                if e.name.startswith("."):
-                    continue
-                try:
-                    is_dir = e.is_dir()
-                except OSError:
-                    continue
-                if is_dir:
-                    path = Path(e.path)
-                    real = os.path.realpath(path)
-                    if real in seen:  # a symlink back up the tree
-                        continue
-                    seen.add(real)
-                    for suffix in want_dirs:
-                        if suffix not in found_dirs and path.parts[-len(suffix) :] == suffix:
-                            found_dirs[suffix] = path
-                    below.append(path)
-                elif e.name in want_files and e.name not in found_files:
-                    found_files[e.name] = Path(e.path)
-        level, depth = below, depth + 1
-    return found_files, found_dirs
 
 
 def _configured(corpus: str, root: Path, cfg: Mapping[str, Any], key: str, kind: str) -> Path:
@@ -302,7 +105,7 @@ def sdk_labels(root: Path, cfg: Mapping[str, Any]) -> Path | None:
         return target if target.suffix.lower() == ".csd" or is_hdf5(target) else None
     if not target.is_dir() or _is_csv_layout(target):
         return None
-    return _bfs(target, [LABELS_CSD])[0].get(LABELS_CSD)
+    return SDK_SEARCH.file(target, LABELS_CSD)
 
 
 def label_sources(corpus_cfg: Mapping[str, Any]) -> list[str] | None:
@@ -326,203 +129,7 @@ def label_sources(corpus_cfg: Mapping[str, Any]) -> list[str] | None:
 
 def _find_words(root: Path, labels: Path) -> Path | None:
     beside = labels.parent / WORDS_CSD
-    return beside if beside.is_file() else _bfs(root, [WORDS_CSD])[0].get(WORDS_CSD)
-
-
-# ---------------------------------------------------------------------------------------------
-# segment -> video file
-
-
-def mp4_duration(path: Path) -> float | None:
-    """The duration an MP4/MOV file's movie header (``moov/mvhd``) declares, None if unknown."""
-    try:
-        with open(path, "rb") as f:
-            size_total = os.fstat(f.fileno()).st_size
-
-            def boxes(start: int, stop: int):
-                pos = start
-                while pos + 8 <= stop:
-                    f.seek(pos)
-                    size, kind = struct.unpack(">I4s", f.read(8))
-                    head = 8
-                    if size == 1:
-                        (size,) = struct.unpack(">Q", f.read(8))
-                        head = 16
-                    elif size == 0:
-                        size = stop - pos
-                    if size < head:
-                        return
-                    yield kind, pos + head, pos + size
-                    pos += size
-
-            for kind, body, stop in boxes(0, size_total):
-                if kind != b"moov":
-                    continue
-                for inner, ibody, _ in boxes(body, stop):
-                    if inner == b"mvhd":
-                        f.seek(ibody)
-                        version = f.read(4)[0]
-                        if version == 1:
-                            f.seek(16, 1)
-                            scale, duration = struct.unpack(">IQ", f.read(12))
-                        else:
-                            f.seek(8, 1)
-                            scale, duration = struct.unpack(">II", f.read(8))
-                        return duration / scale if scale else None
-    except (OSError, struct.error, IndexError):
-        return None
-    return None
-
-
-@dataclass
-class Transcript:
-    """The SDK's segmented transcript of one video: (segment number, start, end) per line."""
-
-    lines: list[tuple[int, float, float]]
-
-    @classmethod
-    def read(cls, path: Path, video: str) -> Transcript:
-        lines = []
-        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            parts = raw.strip().split("___", 4)
-            if len(parts) < 4 or parts[0] != video:
-                continue
-            try:
-                lines.append((int(parts[1]), float(parts[2]), float(parts[3])))
-            except ValueError:
-                continue
-        return cls(lines)
-
-    def segment_of(self, start: float, end: float) -> int | None:
-        """The number of the line whose interval matches [start, end) within the tolerance."""
-        best, best_err = None, INTERVAL_TOLERANCE
-        for number, s, e in self.lines:
-            err = max(abs(s - start), abs(e - end))
-            if err <= best_err:
-                best, best_err = number, err
-        return best
-
-
-@dataclass
-class Placement:
-    """Where a labelled segment's frames and audio come from."""
-
-    path: Path | None
-    start: float | None = None  # set when `path` is the full video
-    end: float | None = None
-    how: str = ""  # "segment", "full", or the reason there is none
-    searched: list[Path] = field(default_factory=list)
-
-
-class SdkVideos:
-    """The corpus' full videos and segment clips, and the SDK's segmented transcripts."""
-
-    def __init__(self, full: Path | None, segmented: Path | None, transcripts: Path | None):
-        self.folders = [p for p in (full, segmented) if p is not None]
-        self._full = VideoIndex(full) if full else None
-        self._segmented = VideoIndex(segmented) if segmented else None
-        self._transcripts: dict[str, Path] = {}
-        if transcripts is not None:
-            for dirpath, dirnames, filenames in os.walk(transcripts, followlinks=True):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if name.endswith(".txt") and not name.startswith("."):
-                        self._transcripts.setdefault(name[:-4], Path(dirpath) / name)
-        self._clips: dict[str, dict[int, Path]] = {}  # video -> segment number -> clip
-        if self._segmented is not None:
-            for stem, path in self._segmented.by_stem.items():
-                video, sep, number = stem.rpartition("_")
-                if sep and number.isdigit():
-                    self._clips.setdefault(video, {}).setdefault(int(number), path)
-        self.stats: dict[str, int] = {}
-
-    def _count(self, key: str, n: int = 1) -> None:
-        self.stats[key] = self.stats.get(key, 0) + n
-
-    def full(self, video: str) -> Path | None:
-        return self._full.by_stem.get(video) if self._full else None
-
-    def clip(self, video: str, number: int) -> Path | None:
-        return self._clips.get(video, {}).get(number)
-
-    def locate(self, video: str, intervals: list[tuple[float, float]]) -> list[Placement]:
-        """Placements of a video's labelled segments (`intervals`, sorted by start).
-
-        A segment clip ``<video>_<n>.mp4`` is used only when its number n is known to be that
-        segment: from the SDK's segmented transcript (a line whose start and end both agree
-        with the label interval within INTERVAL_TOLERANCE), or, when the video has neither a
-        transcript nor a full video, by rank, and only if the clips are as many as the labelled
-        segments, numbered consecutively, and each lasts its interval's length (within
-        DURATION_TOLERANCE, from the MP4 header). Otherwise the full video with the interval,
-        which is always right.
-        """
-        numbers: list[int | None] = [None] * len(intervals)
-        full = self.full(video)
-        transcript = self._transcripts.get(video)
-        why = ""
-        if transcript is not None:
-            t = Transcript.read(transcript, video)
-            numbers = [t.segment_of(s, e) for s, e in intervals]
-            self._count("numbered by the transcript", sum(n is not None for n in numbers))
-            self._count("not in the transcript", sum(n is None for n in numbers))
-        elif full is None and video in self._clips:
-            numbers, why = self._by_rank(video, intervals)
-        out = []
-        for (s, e), number in zip(intervals, numbers, strict=True):
-            clip = self.clip(video, number) if number is not None else None
-            if clip is not None:
-                out.append(Placement(clip, how="segment"))
-            elif full is not None:
-                out.append(Placement(full, s, e, how="full"))
-            elif why:
-                out.append(Placement(None, how=why))
-            elif transcript is not None and number is None and video in self._clips:
-                reason = f"interval not in the segmented transcript {transcript}, no full video"
-                out.append(Placement(None, how=reason))
-            else:
-                out.append(Placement(None, searched=self.folders))
-            self._count(
-                {"segment": "segment clips", "full": "full video + interval"}.get(
-                    out[-1].how, "no video"
-                )
-            )
-        return out
-
-    def _by_rank(
-        self, video: str, intervals: list[tuple[float, float]]
-    ) -> tuple[list[int | None], str]:
-        """Segment numbers by rank, when that is safe (see `locate`), else the reason not."""
-        clips = self._clips[video]
-        numbers = sorted(clips)
-        none: list[int | None] = [None] * len(intervals)
-        prefix = "segment clips cannot be matched to the label intervals (no segmented "
-        prefix += "transcript, no full video)"
-        if len(numbers) != len(intervals):
-            return none, f"{prefix}: {len(numbers)} clips, {len(intervals)} labelled segments"
-        if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
-            listed = ", ".join(str(n) for n in numbers)
-            return none, f"{prefix}: clip numbers {listed} are not consecutive"
-        for number, (s, e) in zip(numbers, intervals, strict=True):
-            duration = mp4_duration(clips[number])
-            if duration is None or abs(duration - (e - s)) > DURATION_TOLERANCE:
-                got = "unknown" if duration is None else f"{duration:.2f} s"
-                return none, (
-                    f"{prefix}: clip {video}_{number} lasts {got}, its interval {e - s:.2f} s"
-                )
-        self._count("numbered by rank", len(numbers))
-        return list(numbers), ""
-
-
-class _Placed(VideoFinder):
-    """A finder over placements resolved beforehand (segment id -> Placement)."""
-
-    def __init__(self, placed: dict[str, Placement]):
-        super().__init__(lambda record: [])
-        self._placed = placed
-
-    def find(self, record: LabelRecord) -> tuple[Path | None, list[Path]]:
-        p = self._placed[record.name]
-        return p.path, p.searched
+    return beside if beside.is_file() else SDK_SEARCH.file(root, WORDS_CSD)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,7 +152,7 @@ def _sdk_dirs(
         configured.setdefault("full_videos", videos)
         configured.setdefault("segmented_videos", videos)
     missing = [suffix for k, suffix in keys.items() if k not in configured]
-    found = _bfs(root, dirs=missing)[1] if missing else {}
+    found = SDK_SEARCH.folders(root, missing) if missing else {}
     out = [configured.get(k) or found.get(suffix) for k, suffix in keys.items()]
     return out[0], out[1], out[2]
 
@@ -655,7 +262,7 @@ def build_sdk(
             f"corpus '{name}': no video file found for any labelled segment (searched "
             f"{', '.join(str(f) for f in videos.folders)})"
         )
-    return assemble(name, task, records, _Placed(placed), n_shards, failures), failures
+    return assemble(name, task, records, PlacedVideos(placed), n_shards, failures), failures
 
 
 def build(
@@ -676,5 +283,24 @@ def build(
     task = cfg.get("task") or "emotion"
     failures: list[tuple[str, str]] = []
     records = read_csv_labels(name, root, labels, task, failures, "labels.csv")
-    finder = VideoFinder(split_folders(root, cfg.get("videos"), DEFAULT_VIDEOS))
+    finder = VideoFinder(split_folders(root, cfg.get("videos"), REFERENCE_VIDEOS))
     return assemble(name, task, records, finder, n_shards, failures), failures
+
+
+# the SDK file names and label helpers are also importable from here, the adapter's module
+__all__ = [
+    "FULL_VIDEOS",
+    "LABELS_CSD",
+    "SDK_SEARCH",
+    "SEGMENTED_TRANSCRIPTS",
+    "SEGMENTED_VIDEOS",
+    "WORDS_CSD",
+    "build",
+    "build_sdk",
+    "label_sources",
+    "mosei_emotions",
+    "read_csd",
+    "sdk_labels",
+    "segment_id",
+    "standard_folds",
+]

@@ -40,12 +40,10 @@ from typing import Any
 import numpy as np
 
 from mepr.corpora.manifest import normalise_split
-from mepr.corpora.mosei import (
-    FULL_VIDEOS,
+from mepr.corpora.mosei import FULL_VIDEOS, SEGMENTED_TRANSCRIPTS, SEGMENTED_VIDEOS
+from mepr.corpora.mosei_csd import (
     LABELS_CSD,
     SDK_EMOTIONS,
-    SEGMENTED_TRANSCRIPTS,
-    SEGMENTED_VIDEOS,
     SILENCE,
     WORDS_CSD,
     mosei_emotions,

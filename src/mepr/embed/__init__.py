@@ -17,10 +17,11 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
+from mepr import layout
 from mepr.devices import pick_device
 from mepr.embed.refs import ModelRef
 
-DEMO_ENCODERS_DIR = Path("results/encoders")
+DEMO_ENCODERS_DIR = Path(layout.DEMO_ENCODER_DIR).parent
 
 
 def demo_encoder_dir(ref: str, root: Path = DEMO_ENCODERS_DIR) -> Path | None:

@@ -39,9 +39,16 @@ def embedding_row(video_id: str, values: np.ndarray, mask: np.ndarray) -> dict[s
     }
 
 
-def _read_columns(path: str | Path, schema: shards.ShardSchema, columns: list[str]) -> pa.Table:
-    """shards.read_table's checks, reading only `columns` (crops of other modalities stay on disk)."""
-    p = Path(path)
+def _read_columns(
+    source: str | Path | pa.Table, schema: shards.ShardSchema, columns: list[str]
+) -> pa.Table:
+    """shards.read_table's checks, reading only `columns` (crops of other modalities stay on disk).
+
+    A table already in memory (`mepr predict`'s batch, built with the shard's schema) is used
+    as it is: the same rows as the shard file it would have been written to."""
+    if isinstance(source, pa.Table):
+        return source.select(columns)
+    p = Path(source)
     meta = (pq.read_schema(p).metadata or {}) if p.exists() else {}
     if (
         meta.get(b"mepr.schema") != schema.name.encode()
@@ -74,16 +81,18 @@ def _prefetched(chunks: list, work) -> Iterator:
 
 
 def embed_image_shard(
-    frames_shard: str | Path,
+    frames_shard: str | Path | pa.Table,
     modality: str,
     params: EncoderParams,
     encoder=None,
     threads: int = 1,
+    progress: bool = True,
 ) -> ShardResult:
     """face / body / scene crops -> CLIP embeddings; steps without a crop are zeros, masked.
 
     Crops are decoded batch by batch (never the whole shard at once), by `threads` threads,
-    while the encoder runs the previous batch; `encoder` reuses a loaded ClipImageEncoder."""
+    while the encoder runs the previous batch; `encoder` reuses a loaded ClipImageEncoder.
+    `frames_shard` is a frames shard file or its table; `progress` False: no progress bar."""
     from mepr.embed.image import ClipImageEncoder
 
     if modality not in IMAGE_MODALITIES:
@@ -113,7 +122,8 @@ def embed_image_shard(
             data = [jpegs[int(order[i])].as_py() for i in rows]
             return encoder.prepare_jpegs(data, pool, workers)
 
-        with tqdm(total=len(have), desc=f"{modality} embeddings", unit="crop") as bar:
+        desc = f"{modality} embeddings"
+        with tqdm(total=len(have), desc=desc, unit="crop", disable=not progress) as bar:
             for rows, batch in zip(chunks, _prefetched(chunks, prepare), strict=True):
                 vectors[rows], mask[rows] = encoder.forward(batch), True
                 bar.update(len(rows))
@@ -129,12 +139,21 @@ def embed_image_shard(
 # audio
 
 
-def embed_audio_shard(audio_shard: str | Path, params: EncoderParams, encoder=None) -> ShardResult:
-    """Audio tracks -> Wav2Vec2 windows, batched across videos (see mepr.embed.audio)."""
+def embed_audio_shard(
+    audio_shard: str | Path | pa.Table,
+    params: EncoderParams,
+    encoder=None,
+    progress: bool = True,
+) -> ShardResult:
+    """Audio tracks -> Wav2Vec2 windows, batched across videos (see mepr.embed.audio).
+
+    `audio_shard` is an audio shard file or its table; `progress` False: no progress bar."""
     from mepr.embed.audio import Wav2Vec2Encoder
 
     result = ShardResult()
-    audio = _sorted(shards.read_table(audio_shard, shards.AUDIO), ["video_id"])
+    audio = _sorted(
+        _read_columns(audio_shard, shards.AUDIO, shards.AUDIO.arrow.names), ["video_id"]
+    )
     encoder = encoder or Wav2Vec2Encoder(params)
     result.meta["encoder_identity"] = encoder.identity()
     rows: dict[str, dict[str, Any]] = {}
@@ -165,7 +184,7 @@ def embed_audio_shard(audio_shard: str | Path, params: EncoderParams, encoder=No
     # beside a GPU the next batch is prepared while the current one runs; on a CPU the model
     # already uses every core, and a second thread only slows it down
     prepared = _prefetched(plan, prepare) if encoder.device == "cuda" else map(prepare, plan)
-    with tqdm(total=len(clips), desc="audio embeddings", unit="clip") as bar:
+    with tqdm(total=len(clips), desc="audio embeddings", unit="clip", disable=not progress) as bar:
         for batch, (values, mask) in zip(plan, prepared, strict=True):
             hidden = encoder.forward(values, mask)
             for i, pooled in zip(batch, encoder.pool(hidden, [len(clips[i]) for i in batch]), strict=True):  # fmt: skip
@@ -180,9 +199,11 @@ def embed_audio_shard(audio_shard: str | Path, params: EncoderParams, encoder=No
 
 
 def embed_text_shard(
-    transcripts_shard: str | Path, params: EncoderParams, encoder=None
+    transcripts_shard: str | Path | pa.Table, params: EncoderParams, encoder=None
 ) -> ShardResult:
-    """Transcripts -> token (or pooled) vectors; an empty transcript is one masked step set."""
+    """Transcripts -> token (or pooled) vectors; an empty transcript is one masked step set.
+
+    `transcripts_shard` is a transcripts shard file or its table (draws no progress bar)."""
     from mepr.embed.text import TextEncoder
 
     result = ShardResult()

@@ -35,11 +35,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mepr import layout
 from mepr.embed.refs import ModelRef, is_local
 
 DEFAULT_STORE = "resources/models"
 STORE_ENV = "MEPR_MODEL_STORE"  # set by the workflow for its jobs (workflow/rules/common.smk)
-RECEIPTS_DIR = Path("results/models")  # per-run outputs of rule fetch_model
+RECEIPTS_DIR = Path(layout.MODEL_RECEIPT).parent  # per-run outputs of rule fetch_model
 MANIFEST_SCHEMA, MANIFEST_VERSION = "mepr.model-store", 1
 FETCH_HINT = (
     "fetch it on a machine that can reach the hub (the login / submitting node): "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mepr.media.video import MediaError
+from mepr.media.video_decode import MediaError, check_file
 
 _NO_AUDIO_MARKERS = ("does not contain any stream", "matches no streams", "Output file is empty")
 
@@ -46,10 +46,7 @@ def extract_audio(
     ``end - start`` seconds (``-t``). Only decoding, nothing is re-encoded or written to disk.
     Without them the whole track is decoded, as before."""
     p = Path(path)
-    if not p.exists():
-        raise MediaError("file not found")
-    if p.stat().st_size == 0:
-        raise MediaError("empty file")
+    check_file(p)
     window: list[str] = []
     if start is not None and start > 0:
         window += ["-ss", f"{start:.6f}"]

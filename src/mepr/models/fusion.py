@@ -22,17 +22,17 @@ from mepr.models.unimodal import N_EMOTIONS, N_TRAITS
 class FusionConfig:
     """Architecture of the fusion model; each switch turns one component off (ablations)."""
 
-    modalities: tuple[str, ...] = ()  # node order: the order of logits/scores/present columns
-    input_dims: tuple[int, ...] = ()  # stage-2 feature width per modality
-    hidden_dim: int = 64
-    heads: int = 4
-    dropout: float = 0.2
-    graph_attention: bool = True  # off: fused nodes = projected nodes
-    cross_attention: bool = True  # off: task vectors = masked mean of the nodes
-    predict_projection_emotion: bool = True  # add Linear(mean stage-2 logits)
-    predict_projection_personality: bool = True  # add Linear(mean stage-2 scores)
-    guide_emotion: bool = True  # logits = (head + cos(guide bank)) / 2
-    guide_personality: bool = False  # scores = (sigmoid(head) + sigmoid(cos)) / 2
+    modalities: tuple[str, ...]  # node order: the order of logits/scores/present columns
+    input_dims: tuple[int, ...]  # stage-2 feature width per modality
+    hidden_dim: int
+    heads: int
+    dropout: float
+    graph_attention: bool  # off: fused nodes = projected nodes
+    cross_attention: bool  # off: task vectors = masked mean of the nodes
+    predict_projection_emotion: bool  # add Linear(mean stage-2 logits)
+    predict_projection_personality: bool  # add Linear(mean stage-2 scores)
+    guide_emotion: bool  # logits = (head + cos(guide bank)) / 2
+    guide_personality: bool  # scores = (sigmoid(head) + sigmoid(cos)) / 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))

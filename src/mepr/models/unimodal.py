@@ -36,15 +36,15 @@ class UnimodalConfig:
 
     in_dim: int
     task: str  # emotion | personality
-    encoder: str = "mamba"
-    hidden_dim: int = 64
-    out_features: int = 64
-    layers: int = 1
-    heads: int = 4
-    dropout: float = 0.2
-    d_state: int = 16
-    d_conv: int = 4
-    expand: int = 2
+    encoder: str
+    hidden_dim: int
+    out_features: int
+    layers: int
+    heads: int
+    dropout: float
+    d_state: int
+    d_conv: int
+    expand: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,11 +88,13 @@ class UnimodalModel(nn.Module):
 
 @dataclass(frozen=True)
 class CrossConfig:
-    hidden_dim: int = 64
-    out_features: int = 64
-    heads: int = 4
-    layers: int = 1
-    dropout: float = 0.2
+    """The stage-2 bridge of one modality (stored in its config.json)."""
+
+    hidden_dim: int
+    out_features: int
+    heads: int
+    layers: int
+    dropout: float
 
     def to_dict(self) -> dict:
         return asdict(self)

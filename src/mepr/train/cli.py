@@ -16,28 +16,43 @@ PARAMS_HELP = (
 )
 
 
-def _run(stage: str, a: argparse.Namespace, *names: str) -> None:
-    """`mepr.train.stages.<stage>` with the parsed arguments `names`, --params (parsed),
-    --seed and --out."""
-    from mepr.train import stages
-    from mepr.train.params import parse_params
+def _common(a: argparse.Namespace) -> dict:
+    """What every stage takes besides its inputs: --params (parsed), --seed and --out."""
+    from mepr.config import parse_params
 
-    kwargs = {name: getattr(a, name) for name in names}
-    getattr(stages, stage)(**kwargs, params=parse_params(a.params), seed=a.seed, out=a.out)
+    return {"params": parse_params(a.params), "seed": a.seed, "out": a.out}
 
 
-# Module-level handlers (not closures): tests/test_envs.py follows a subcommand's handler by
-# name to find what the rule's conda env must provide.
+# Module-level handlers (not closures) calling their stage by name: tests/test_envs.py and
+# tests/test_code_digests.py follow a subcommand's handler to find the code it runs.
 def _train_unimodal(a: argparse.Namespace) -> None:
-    _run("train_unimodal", a, "modality", "corpus", "manifest", "embeddings")
+    from mepr.train.stages import train_unimodal
+
+    train_unimodal(
+        modality=a.modality,
+        corpus=a.corpus,
+        manifest=a.manifest,
+        embeddings=a.embeddings,
+        **_common(a),
+    )
 
 
 def _train_cross(a: argparse.Namespace) -> None:
-    _run("train_cross", a, "modality", "stage1", "manifests", "embeddings")
+    from mepr.train.stages import train_cross
+
+    train_cross(
+        modality=a.modality,
+        stage1=a.stage1,
+        manifests=a.manifests,
+        embeddings=a.embeddings,
+        **_common(a),
+    )
 
 
 def _train_fusion(a: argparse.Namespace) -> None:
-    _run("train_fusion", a, "cross", "manifests")
+    from mepr.train.stages import train_fusion
+
+    train_fusion(cross=a.cross, manifests=a.manifests, **_common(a))
 
 
 def _finish(p: argparse.ArgumentParser, params_help: str, handler: Callable) -> None:

@@ -7,6 +7,7 @@ absent from a modality's shards, or with no valid step, gets an all-False mask.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,38 @@ class Sequences:
         return self.mask.any(axis=1)
 
 
+def pack_sequences(
+    sequences: Iterable[tuple[int, np.ndarray, np.ndarray]],
+    n_rows: int,
+    max_steps: int,
+    declared_dims: Iterable[int] = (),
+) -> Sequences:
+    """Dense padded sequences from per-video step arrays: the one place that subsamples and pads.
+
+    `sequences` holds (row, values (n, dim), valid (n,)) with n >= 1; a later entry for the
+    same row overwrites an earlier one.  Longer sequences are subsampled uniformly to
+    `max_steps`; padding, masked steps and non-finite values become 0.  `declared_dims` (the
+    shards' ``dim`` column) gives the width when no sequence does (else 1).
+    """
+    items = list(sequences)
+    dims = {int(values.shape[1]) for _, values, _ in items}
+    if len(dims) > 1:
+        raise ValueError(f"embedding shards mix dimensions {sorted(dims)}")
+    dim = dims.pop() if dims else (int(max(list(declared_dims) or [1])) or 1)
+    t_max = max([min(len(values), max_steps) for _, values, _ in items], default=1)
+    x = np.zeros((n_rows, t_max, dim), np.float32)
+    mask = np.zeros((n_rows, t_max), bool)
+    if items:
+        for i, values, valid in items:
+            n = len(values)
+            keep = _uniform(n, max_steps) if n > max_steps else np.arange(n)
+            x[i, : len(keep)] = values[keep]
+            mask[i, : len(keep)] = valid[keep]
+        x[~mask] = 0.0
+        x[~np.isfinite(x)] = 0.0
+    return Sequences(x=x, mask=mask, dim=dim)
+
+
 def load_sequences(
     shard_paths: list[str | Path], video_ids: list[str], max_steps: int
 ) -> Sequences:
@@ -136,7 +169,6 @@ def load_sequences(
     inner = values.values.offsets.to_numpy() if n_rows else np.zeros(1, np.int64)
     m_off = steps.offsets.to_numpy() if n_rows else np.zeros(1, np.int64)
     used = []
-    dims = set()
     for r, v in enumerate(table.column("video_id").to_pylist()):
         n = int(outer[r + 1] - outer[r])
         if v not in wanted or n == 0 or not values[r].is_valid:
@@ -144,30 +176,20 @@ def load_sequences(
         width = int(inner[outer[r + 1]] - inner[outer[r]])
         if width % n:
             raise ValueError(f"embeddings of '{v}' are ragged")
-        dims.add(width // n)
-        used.append((r, wanted[v], n))
-    if len(dims) > 1:
-        raise ValueError(f"embedding shards mix dimensions {sorted(dims)}")
-    dim = dims.pop() if dims else (int(max(table.column("dim").to_pylist() or [1])) or 1)
-    t_max = max([min(n, max_steps) for _, _, n in used], default=1)
-    x = np.zeros((len(video_ids), t_max, dim), np.float32)
-    mask = np.zeros((len(video_ids), t_max), bool)
+        used.append((r, wanted[v], n, width // n))
+    sequences = []
     if used:
         floats = values.values.values.to_numpy(zero_copy_only=False)
         flags = steps.values.to_numpy(zero_copy_only=False)
-        for r, i, n in used:
+        for r, i, n, dim in used:
             f0 = inner[outer[r]]
             seq = floats[f0 : f0 + n * dim].reshape(n, dim)
             if steps[r].is_valid and m_off[r + 1] - m_off[r] == n:
                 valid = flags[m_off[r] : m_off[r + 1]].astype(bool)
             else:
                 valid = np.ones(n, bool)
-            keep = _uniform(n, max_steps) if n > max_steps else np.arange(n)
-            x[i, : len(keep)] = seq[keep]
-            mask[i, : len(keep)] = valid[keep]
-        x[~mask] = 0.0
-        x[~np.isfinite(x)] = 0.0
-    return Sequences(x=x, mask=mask, dim=dim)
+            sequences.append((i, seq, valid))
+    return pack_sequences(sequences, len(video_ids), max_steps, table.column("dim").to_pylist())
 
 
 @dataclass

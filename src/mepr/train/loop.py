@@ -1,4 +1,5 @@
-"""The shared training loop: seeding, device, batching, early stopping, checkpoint and logs."""
+"""The shared training loop: seeding, device, batching, early stopping and logs (model folders
+are written by :mod:`mepr.models.checkpoints`)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from mepr import __version__
 from mepr.devices import pick_device
 from mepr.files import atomic_path, write_json_atomic
 
@@ -68,19 +67,6 @@ def to_jsonable(obj: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     write_json_atomic(path, to_jsonable(data))
-
-
-def save_model(model: torch.nn.Module, path: Path, config: dict[str, Any]) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        # one metadata key only: safetensors does not keep the order of several (byte-identical)
-        save_file(state, str(tmp), metadata={"format": "pt"})
-    write_json(path.with_name("config.json"), {**config, "mepr_version": __version__})
-
-
-def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
-    model.load_state_dict(load_file(str(path)))
-    return model
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mepr.train.params import GradNormParams, SslParams
+from mepr.config.train import GradNormParams, SslParams
 
 SUP_KEYS: tuple[str, ...] = ("emo_sup", "per_sup")
 SSL_KEYS: tuple[str, ...] = ("emo_ssl", "per_ssl")

@@ -12,7 +12,6 @@ writes into its output folder:
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,8 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from mepr import shards
+from mepr.config import TrainParams, pick
 from mepr.labels import EMOTIONS, MODALITIES, TRAITS
-from mepr.metrics import emotion_metrics, personality_metrics, selection_score
+from mepr.metrics import emotion_metrics, personality_metrics, selection_score, softmax
+from mepr.models import checkpoints
 from mepr.models.fusion import FusionConfig, FusionModel
 from mepr.models.unimodal import CrossConfig, CrossDomainModel, UnimodalConfig, UnimodalModel
 from mepr.train import loop
@@ -37,7 +38,6 @@ from mepr.train.data import (
     load_sequences,
 )
 from mepr.train.losses import LossWeighting, emotion_class, loss_components
-from mepr.train.params import TrainParams
 
 EVAL_BATCH = 256
 
@@ -184,24 +184,9 @@ def _save(
 ) -> dict[str, Any]:
     """Write the best weights, config.json (`config` + how it was trained) and metrics.json."""
     config = {**config, "params": params.to_dict(), "seed": seed, "best_epoch": res.best_epoch}
-    loop.save_model(model, out / "model.safetensors", config)
+    checkpoints.save_model(model, out, config)
     loop.write_json(out / "metrics.json", metrics)
     return metrics
-
-
-_STAGES = {
-    "unimodal": "stage-1 (train-unimodal)",
-    "cross": "stage-2 (train-cross)",
-    "fusion": "stage-3 (train-fusion)",
-}
-
-
-def _stage_config(d: Path, stage: str) -> dict[str, Any]:
-    """A model folder's config.json, checked to come from `stage`."""
-    cfg = json.loads((d / "config.json").read_text())
-    if cfg.get("stage") != stage:
-        raise ValueError(f"{d}: not a {_STAGES[stage]} model folder")
-    return cfg
 
 
 # --------------------------------------------------------------------------- stage 1
@@ -209,19 +194,7 @@ def unimodal_config(params: TrainParams, modality: str, task: str, in_dim: int) 
     enc = params.encoder_for(modality)
     if enc == "transformer":
         _check_heads(params.hidden_dim, params.heads, "train.hidden_dim")
-    return UnimodalConfig(
-        in_dim=in_dim,
-        task=task,
-        encoder=enc,
-        hidden_dim=params.hidden_dim,
-        out_features=params.out_features,
-        layers=params.layers,
-        heads=params.heads,
-        dropout=params.dropout,
-        d_state=params.mamba.d_state,
-        d_conv=params.mamba.d_conv,
-        expand=params.mamba.expand,
-    )
+    return pick(UnimodalConfig, params, params.mamba, in_dim=in_dim, task=task, encoder=enc)
 
 
 def _eval_batches(model, n: int, fn: Callable[[slice], tuple]) -> list[np.ndarray]:
@@ -280,7 +253,7 @@ def train_unimodal(
     def predict(idx=None) -> Predictions:
         (o,) = _run_model(model, x, m, device, lambda r: (r["output"],), idx)
         if task == "emotion":
-            return torch.softmax(torch.from_numpy(o), -1).numpy(), None
+            return softmax(o), None
         return None, o
 
     def step(b: np.ndarray) -> float:
@@ -336,17 +309,15 @@ class _Sub(Labels):
 
 
 def load_unimodal(directory: str | Path, device: str | torch.device = "cpu") -> UnimodalModel:
-    d = Path(directory)
-    cfg = _stage_config(d, "unimodal")
-    model = UnimodalModel(UnimodalConfig(**cfg["model"]))
-    return loop.load_weights(model, d / "model.safetensors").to(device).eval()
+    """A stage-1 folder's model, in eval mode (checked by mepr.models.checkpoints)."""
+    return checkpoints.load_model(directory, "unimodal", device)[0]
 
 
 # --------------------------------------------------------------------------- stage 2
 def _stage1_pair(dirs: list[str | Path], modality: str) -> tuple[Path, Path]:
     found: dict[str, Path] = {}
     for d in map(Path, dirs):
-        cfg = _stage_config(d, "unimodal")
+        cfg = checkpoints.read_config(d, "unimodal")
         if cfg["modality"] != modality:
             raise ValueError(f"{d}: a '{cfg['modality']}' model, expected '{modality}'")
         if cfg["task"] in found:
@@ -416,13 +387,7 @@ def train_cross(
         raise ValueError(
             f"embeddings have dim {seqs.dim}, the stage-1 models expect {emo_model.cfg.in_dim}"
         )
-    ccfg = CrossConfig(
-        hidden_dim=params.cross.hidden_dim,
-        out_features=params.out_features,
-        heads=params.cross.heads,
-        layers=params.cross.layers,
-        dropout=params.dropout,
-    )
+    ccfg = pick(CrossConfig, params.cross, params)  # the bridge's widths, the shared head
     _check_heads(ccfg.hidden_dim, ccfg.heads, "train.cross.hidden_dim")
     model = CrossDomainModel(emo_model, per_model, ccfg).to(device)
     opt = _optimizer(model, params)
@@ -460,7 +425,7 @@ def train_cross(
     res = _fit(model, opt, params, params.cross.max_epochs, train_epoch, dev, out, log)
     logits, scores, fe, fp = predict()
     base_logits, base_scores = predict(which=base_keys)
-    probs = _softmax(logits)
+    probs = softmax(logits, float64=True)
     prior_probs, mean_scores = baseline_predictions(labels, labels.index("train"))
     kind = params.selection
     metrics: dict[str, Any] = {
@@ -472,7 +437,7 @@ def train_cross(
         "n_missing": int((~seqs.present).sum()),
         "loss_weights": weighting.weights,
         "baseline": _split_outputs(labels, prior_probs, mean_scores, kind),
-        "stage1": _split_outputs(labels, _softmax(base_logits), base_scores, kind),
+        "stage1": _split_outputs(labels, softmax(base_logits, float64=True), base_scores, kind),
         **_split_outputs(labels, probs, scores, kind),
     }
     present = seqs.present
@@ -519,14 +484,8 @@ def _precompute_base(model, x, m, idx, device) -> dict[str, torch.Tensor] | None
 
 
 def load_cross(directory: str | Path, device: str | torch.device = "cpu") -> CrossDomainModel:
-    d = Path(directory)
-    mc = _stage_config(d, "cross")["model"]
-    model = CrossDomainModel(
-        UnimodalModel(UnimodalConfig(**mc["emotion"])),
-        UnimodalModel(UnimodalConfig(**mc["personality"])),
-        CrossConfig(**mc["cross"]),
-    )
-    return loop.load_weights(model, d / "model.safetensors").to(device).eval()
+    """A stage-2 folder's model, in eval mode (checked by mepr.models.checkpoints)."""
+    return checkpoints.load_model(directory, "cross", device)[0]
 
 
 def _require_both_tasks(labels: Labels) -> None:
@@ -543,12 +502,8 @@ def _label_tensors(labels: Labels) -> tuple[torch.Tensor, ...]:
     )
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    return torch.softmax(torch.from_numpy(logits).double(), dim=-1).float().numpy()
-
-
 def _probs(logits: np.ndarray, scores: np.ndarray) -> Predictions:
-    return _softmax(logits), scores
+    return softmax(logits, float64=True), scores
 
 
 def _multitask_rows(
@@ -604,7 +559,7 @@ def _table(rows: list[dict[str, Any]], schema: shards.ShardSchema):
 def _cross_inputs(cross: list[str | Path], drop: tuple[str, ...]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for d in map(Path, cross):
-        m = _stage_config(d, "cross")["modality"]
+        m = checkpoints.read_config(d, "cross")["modality"]
         if m in found:
             raise ValueError(f"two '{m}' stage-2 folders: {found[m]} and {d}")
         found[m] = d
@@ -631,18 +586,12 @@ def train_fusion(
     _require_both_tasks(labels)
     feats = {m: load_cross_features(p, m, labels.video_id) for m, p in inputs.items()}
     mods = list(feats)
-    fcfg = FusionConfig(
+    fcfg = pick(
+        FusionConfig,
+        fp,
+        params,
         modalities=tuple(mods),
         input_dims=tuple(int(feats[m].features.shape[1]) for m in mods),
-        hidden_dim=fp.hidden_dim,
-        heads=fp.heads,
-        dropout=params.dropout,
-        graph_attention=fp.graph_attention,
-        cross_attention=fp.cross_attention,
-        predict_projection_emotion=fp.predict_projection_emotion,
-        predict_projection_personality=fp.predict_projection_personality,
-        guide_emotion=fp.guide_emotion,
-        guide_personality=fp.guide_personality,
     )
     _check_heads(fcfg.hidden_dim, fcfg.heads, "train.fusion.hidden_dim")
     model = FusionModel(fcfg).to(device)
@@ -694,7 +643,7 @@ def train_fusion(
     dev = (labels, dev_idx, lambda: _probs(*predict(dev_idx)))
     res = _fit(model, opt, params, fp.max_epochs, train_epoch, dev, out, "train-fusion: ")
     logits, scores = predict()
-    probs = _softmax(logits)
+    probs = softmax(logits, float64=True)
     prior_probs, mean_scores = baseline_predictions(labels, labels.index("train"))
     kind = params.selection
     metrics: dict[str, Any] = {
@@ -705,7 +654,7 @@ def train_fusion(
         "loss_weights": weighting.weights,
         "baseline": _split_outputs(labels, prior_probs, mean_scores, kind),
         "unimodal": {
-            m: _split_outputs(labels, _softmax(feats[m].logits), feats[m].scores, kind)
+            m: _split_outputs(labels, softmax(feats[m].logits, float64=True), feats[m].scores, kind)
             for m in mods
         },
         **_split_outputs(labels, probs, scores, kind),
@@ -723,7 +672,5 @@ def train_fusion(
 
 
 def load_fusion(directory: str | Path, device: str | torch.device = "cpu") -> FusionModel:
-    d = Path(directory)
-    cfg = _stage_config(d, "fusion")
-    model = FusionModel(FusionConfig(**cfg["model"]))
-    return loop.load_weights(model, d / "model.safetensors").to(device).eval()
+    """A stage-3 folder's model, in eval mode (checked by mepr.models.checkpoints)."""
+    return checkpoints.load_model(directory, "fusion", device)[0]

@@ -1,25 +1,19 @@
-"""Typed configuration: `config.yaml` validated by `workflow/schemas/config.schema.yaml`.
-
-The Snakefile validates the whole config once (so a typo fails before any job starts, with a
-message naming the key); each rule then passes its own section to `python -m mepr ...` as
-JSON, which the stage turns into one of the dataclasses below.
-"""
+"""The JSON schema (`workflow/schemas/config.schema.yaml`): the one source of every key's
+default and allowed values, and validation against it with one message naming the bad key."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -27,11 +21,17 @@ class ConfigError(ValueError):
     """One clear message naming the bad key."""
 
 
-def _schema() -> dict[str, Any]:
+@functools.cache
+def _schema_text() -> str:
     if SCHEMA_PATH.exists():
-        return yaml.safe_load(SCHEMA_PATH.read_text())
+        return SCHEMA_PATH.read_text()
     # installed without the repository: the schema is shipped as package data
-    return yaml.safe_load(resources.files("mepr").joinpath("config.schema.yaml").read_text())
+    return resources.files("mepr").joinpath("config.schema.yaml").read_text()
+
+
+def schema() -> dict[str, Any]:
+    """A fresh copy of the whole schema (callers may not mutate the cached text's parse)."""
+    return yaml.safe_load(_schema_text())
 
 
 def _with_defaults(validator_class):
@@ -48,8 +48,8 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
+def _key_path(error: jsonschema.ValidationError, prefix: tuple[str, ...]) -> str:
+    parts = [*prefix, *(str(p) for p in error.absolute_path)]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {}))
         extra = sorted(k for k in error.instance if k not in allowed)
@@ -61,14 +61,29 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) or "<top level>"
 
 
-def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a validated deep copy with defaults filled; raise ConfigError naming the key."""
-    cfg = copy.deepcopy(dict(config))
-    validator = _with_defaults(jsonschema.Draft202012Validator)(_schema())
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), e.message))
+def subschema(path: tuple[str, ...]) -> dict[str, Any]:
+    """The schema of one section (`("train", "gradnorm")`), with the `$defs` it refers to."""
+    root = schema()
+    node = root
+    for key in path:
+        node = node["properties"][key]
+        if "$ref" in node:
+            node = {**root["$defs"][node["$ref"].rsplit("/", 1)[1]], **node}
+            node.pop("$ref")
+    return {"$defs": root.get("$defs", {}), **node}
+
+
+def validate(
+    instance: Mapping[str, Any], schema_: Mapping[str, Any], prefix: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A validated deep copy of `instance` with defaults filled; ConfigError naming the key
+    (`prefix` is where the instance sits in the whole config)."""
+    out = copy.deepcopy(dict(instance))
+    validator = _with_defaults(jsonschema.Draft202012Validator)(dict(schema_))
+    errors = sorted(validator.iter_errors(out), key=lambda e: (len(e.absolute_path), e.message))
     if errors:
         err = errors[0]
-        key = _key_path(err)
+        key = _key_path(err, prefix)
         if err.validator == "additionalProperties":
             msg = f"unknown key '{key}'"
         elif err.validator == "required":
@@ -76,6 +91,18 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         else:
             msg = f"bad value for '{key}': {err.message}"
         raise ConfigError(f"config error: {msg}")
+    return out
+
+
+def section_defaults(path: tuple[str, ...], **given: Any) -> dict[str, Any]:
+    """One section as the schema fills it when it is empty (or holds only `given`, e.g. the
+    keys it requires): every default inside it, nested sections included."""
+    return validate(given, subschema(path), path)
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a validated deep copy with defaults filled; raise ConfigError naming the key."""
+    cfg = validate(config, schema())
     for name, corpus in cfg["corpora"].items():
         task = corpus.get("task") or {"mosei": "emotion", "fiv2": "personality"}.get(
             corpus["adapter"]
@@ -130,81 +157,3 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     raw = yaml.safe_load(Path(path).read_text()) or {}
     raw.update(overrides or {})
     return validate_config(raw)
-
-
-T = TypeVar("T")
-
-
-def from_dict(cls: type[T], data: Mapping[str, Any] | str) -> T:
-    """Build a params dataclass from a config section (a dict or its JSON), ignoring extras."""
-    if isinstance(data, str):
-        data = json.loads(data)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass(frozen=True)
-class FramesParams:
-    """Frame sampling: `n_frames` spread uniformly, or (`fps` set, it wins) `fps` per second."""
-
-    n_frames: int = 8
-    fps: float | None = None
-    crop_size: int = 224
-    jpeg_quality: int = 90
-
-
-@dataclass(frozen=True)
-class DetectParams:
-    backend: str = "mediapipe"
-    face_min_confidence: float = 0.5
-    body_min_confidence: float = 0.5
-    face_margin: float = 0.15
-    body_margin: float = 0.1
-
-
-@dataclass(frozen=True)
-class AudioParams:
-    sample_rate: int = 16000
-    # a track whose RMS level is below this (dBFS; all-zero = -inf) is recorded as silent
-    silence_dbfs: float = -60.0
-
-
-@dataclass(frozen=True)
-class AsrParams:
-    backend: str = "pocketsphinx"
-    model: str = "en-us"
-    language: str = "en"
-    use_corpus_transcripts: bool = True
-    # whisperx: the hub revision of the Whisper model (None: main); see mepr.embed.store
-    revision: str | None = None
-
-
-@dataclass(frozen=True)
-class EncoderParams:
-    """One modality's encoder; fields unused by a kind keep their defaults."""
-
-    kind: str
-    model: str
-    pretrained: str | None = None
-    layer: int = -1
-    window_s: float = 0.5
-    pooling: str = "token"
-    max_tokens: int = 48
-    batch_size: int = 16
-    device: str = "auto"
-    # audio: at most this many seconds of (padded) audio per batch, whatever batch_size says
-    max_batch_seconds: float = 240.0
-    # a hub model's commit / tag / branch (None: main); fetched into the model store
-    revision: str | None = None
-
-
-@dataclass(frozen=True)
-class DemoParams:
-    clips: int = 24
-    seconds: float = 2.0
-    fps: int = 25
-    width: int = 320
-    height: int = 240
-    transcripts_for: list[str] = field(default_factory=list)
-    # also write a few broken clips (train split, labelled): see mepr.corpora.demo.BAD_INPUTS
-    bad_inputs: bool = True

@@ -1,8 +1,10 @@
 """Headless Chromium helpers: dump the rendered DOM of a report, or screenshot it.
 
-Used by the report tests and to refresh the README screenshot::
+A test tool, not part of mepr: tests/test_report.py reads the prediction pages back through
+it, and it refreshes the README screenshot (the browser comes from
+workflow/scripts/install-test-deps.sh)::
 
-    python -m mepr.report.browser screenshot OUT/video/report.html docs/report.png
+    python tests/browser.py screenshot OUT/video/report.html docs/report.png
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def screenshot(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m mepr.report.browser")
+    p = argparse.ArgumentParser(prog="python tests/browser.py")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("screenshot")
     s.add_argument("html")

@@ -1,6 +1,6 @@
-"""`mepr predict`, `mepr pipeline-spec` and `mepr report-plots`: using a trained system.
+"""`mepr predict` and `mepr pipeline-spec`: using a trained system.
 
-Heavy libraries (torch, mediapipe, matplotlib) are imported inside the handlers only.
+Heavy libraries (torch, mediapipe) are imported inside the handlers only.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def _quiet_libraries() -> None:
 
 def _predict(a: argparse.Namespace) -> None:
     _quiet_libraries()
-    from mepr.predict import PredictError, predict_videos
+    from mepr.predict.batch import predict_videos
+    from mepr.predict.errors import PredictError
 
     result = predict_videos(
         a.videos,
@@ -51,17 +52,17 @@ def _predict(a: argparse.Namespace) -> None:
 def _pipeline_spec(a: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from mepr.predict import PIPELINE_FILE, build_pipeline_spec, write_pipeline_spec
+    from mepr.predict.spec import (
+        PIPELINE_FILE,
+        RunShards,
+        build_pipeline_spec,
+        write_pipeline_spec,
+    )
 
-    spec = build_pipeline_spec(a.model, a.results)
+    run_shards = RunShards.declared(a.shards) if a.shards is not None else None
+    spec = build_pipeline_spec(a.model, a.results, run_shards)
     out = write_pipeline_spec(spec, a.out or Path(a.model) / PIPELINE_FILE)
     print(f"mepr pipeline-spec: wrote {out}", file=sys.stderr)
-
-
-def _report_plots(a: argparse.Namespace) -> None:
-    from mepr.report import plots
-
-    plots.main(a)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,17 +94,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="record how a trained model is fed (extraction + encoders) next to it",
     )
     p.add_argument("--model", default="results/fusion", help="the stage-3 (train-fusion) folder")
-    p.add_argument("--results", default=None, help="the run's results folder (default: MODEL/..)")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="the run's results folder, holding unimodal/*/cross and encoders/ (default: MODEL/..)",
+    )
+    p.add_argument(
+        "--shards",
+        nargs="+",
+        metavar="SHARD",
+        default=None,
+        help="the frames, audio, transcripts and embedding shards the models were trained "
+        "from (what the workflow declares); default: every shard under the results folder",
+    )
     p.add_argument("--out", default=None, help="default: MODEL/pipeline.json")
     p.set_defaults(func=_pipeline_spec)
-
-    p = sub.add_parser("report-plots", help="figures and tables for `snakemake --report`")
-    p.add_argument("kind", choices=["stage1", "stage2", "fusion", "metrics"])
-    p.add_argument(
-        "--dirs", nargs="+", required=True,
-        help="the stage's model folders (metrics: the fusion folder, then stage-1 folders)",
-    )  # fmt: skip
-    p.add_argument("--manifests", nargs="*", default=[])
-    p.add_argument("--embeddings", nargs="*", default=[], help="stage 1: embedding shards")
-    p.add_argument("--out", required=True, help="output folder (metrics: the .html file)")
-    p.set_defaults(func=_report_plots)
