@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mepr import shards
-from mepr.config import ConfigError, load_config, validate_config
+from mepr.config import ConfigError, load_config, load_workflow_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,20 @@ def test_default_config_is_valid_and_gets_defaults(base):
     paper = load_config(REPO / "configs" / "paper.yaml")
     assert paper["corpora"]["mosei"]["task"] == "emotion"
     assert paper["encoders"]["face"]["model"] == "ViT-B-32"
+
+
+def test_workflow_config_is_what_snakemake_builds_from_the_files(tmp_path):
+    """`mepr fetch-models --config` reads the config a `--configfile` run sees: the default
+    deep-merged with each file, and a file's `corpora` replacing the default's (common.smk)."""
+    paper = load_workflow_config([REPO / "configs" / "paper.yaml"])
+    assert sorted(paper["corpora"]) == ["fiv2", "mosei"]  # no demo corpus beside them
+    assert load_workflow_config([])["corpora"].keys() == {"demo_emo", "demo_pers"}
+    tweak = tmp_path / "tweak.yaml"
+    tweak.write_text("frames:\n  n_frames: 3\n")
+    both = load_workflow_config([REPO / "configs" / "paper.yaml", tweak])
+    assert both["frames"]["n_frames"] == 3
+    assert both["frames"]["jpeg_quality"] == paper["frames"]["jpeg_quality"] == 95  # merged
+    assert sorted(both["corpora"]) == ["fiv2", "mosei"]
 
 
 @pytest.mark.parametrize(

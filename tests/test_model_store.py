@@ -270,7 +270,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_config_entries_name_what_each_job_loads():
-    from mepr.embed.fetch_cli import load_configs
+    from mepr.config import load_workflow_config as load_configs
 
     paper = ms.config_entries(load_configs([str(REPO / "configs/paper.yaml")]))
     assert paper["face"] == paper["body"] == paper["scene"]

@@ -33,6 +33,7 @@ from mepr.predict import (
     Predictor,
     build_pipeline_spec,
     collect_videos,
+    folder_videos,
     load_cross_checkpoint,
     load_fusion_checkpoint,
 )
@@ -400,6 +401,22 @@ def test_collect_videos_expands_folders_and_keeps_ids_unique(tmp_path):
     assert [(v.video_id, v.path.name) for v in got] == [
         ("a", "a.MOV"), ("b", "b.mp4"), ("a-2", "a.mp4"), ("gone", "gone.mp4"),
     ]  # fmt: skip
+
+
+def test_predict_rule_input_is_stable_for_a_generated_folder(tmp_path):
+    """The `predict` rule's input for a demo folder is the generating job's labels.csv, before
+    and after the videos exist; listing the videos once written changed the input set and made
+    Snakemake plan the predictions again for an unchanged folder."""
+    folder, labels = tmp_path / "videos", str(tmp_path / "labels.csv")
+    before = folder_videos(folder, "predict.videos.demo", labels)
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (folder / name).write_bytes(b"x")
+    assert folder_videos(folder, "predict.videos.demo", labels) == before == [labels]
+    # a user's folder: its videos are the input, and a missing folder is named
+    assert folder_videos(folder) == [str(folder / "a.mp4"), str(folder / "b.mp4")]
+    with pytest.raises(PredictError, match="predict.videos.mine: .*gone is not a folder"):
+        folder_videos(tmp_path / "gone", "predict.videos.mine")
 
 
 def test_whisperx_missing_stops_predict_unless_transcripts_sit_beside_videos(

@@ -128,7 +128,9 @@ def stage_figures(stage, category):
     # (built in a loop: snakefmt reads a line that starts with `report` as the directive)
     entries = []
     for figure, label in STAGE_FIGURES.items():
-        path = f"results/report/{stage}/{figure}.svg"
+        path = layout.file_in(
+            layout.fill(layout.REPORT_DIR, stage=stage), f"{figure}.svg"
+        )
         caption = f"{CAPTIONS}/{figure}.rst"
         labels = {"figure": label}
         entries.append(report(path, caption=caption, category=category, labels=labels))

@@ -1,10 +1,8 @@
 # Figures for `snakemake --report` (the pipeline spec and predictions: predict.smk).
 
-STAGE1_DIRS = expand(
-    "results/unimodal/{modality}/{corpus}", modality=MODALITIES, corpus=CORPORA
-)
-CROSS_DIRS = expand("results/unimodal/{modality}/cross", modality=MODALITIES)
-MANIFESTS = expand("results/corpora/{corpus}/manifest.parquet", corpus=CORPORA)
+STAGE1_DIRS = expand(layout.UNIMODAL_DIR, modality=MODALITIES, corpus=CORPORA)
+CROSS_DIRS = expand(layout.CROSS_DIR, modality=MODALITIES)
+MANIFESTS = expand(layout.MANIFEST, corpus=CORPORA)
 
 
 report: f"{CAPTIONS}/workflow.rst"
@@ -22,7 +20,7 @@ rule report_stage1:
     output:
         stage_figures("stage1", "Stage 1"),
     log:
-        "results/logs/report/stage1.log",
+        layout.log("report/stage1"),
     conda:
         f"{ENVS}/train.yaml"
     params:
@@ -40,9 +38,10 @@ rule report_stage1:
             "shards",
         ),
         dirs=STAGE1_DIRS,
+        out=layout.fill(layout.REPORT_DIR, stage="stage1"),
     shell:
         "python -m mepr report-plots stage1 --dirs {params.dirs} --manifests {input.manifests}"
-        " --embeddings {input.embeddings} --out results/report/stage1 > {log} 2>&1"
+        " --embeddings {input.embeddings} --out {params.out} > {log} 2>&1"
 
 
 rule report_stage2:
@@ -56,7 +55,7 @@ rule report_stage2:
     output:
         stage_figures("stage2", "Stage 2"),
     log:
-        "results/logs/report/stage2.log",
+        layout.log("report/stage2"),
     conda:
         f"{ENVS}/train.yaml"
     params:
@@ -74,20 +73,24 @@ rule report_stage2:
             "shards",
         ),
         dirs=CROSS_DIRS,
+        out=layout.fill(layout.REPORT_DIR, stage="stage2"),
     shell:
         "python -m mepr report-plots stage2 --dirs {params.dirs} --manifests {input.manifests}"
-        " --out results/report/stage2 > {log} 2>&1"
+        " --out {params.out} > {log} 2>&1"
 
 
 rule report_fusion:
     input:
-        models=["results/fusion/config.json", "results/fusion/curves.csv"],
-        predictions="results/fusion/predictions.parquet",
+        models=[
+            layout.file_in(layout.FUSION_DIR, "config.json"),
+            layout.file_in(layout.FUSION_DIR, "curves.csv"),
+        ],
+        predictions=layout.file_in(layout.FUSION_DIR, "predictions.parquet"),
         manifests=MANIFESTS,
     output:
         stage_figures("fusion", "Stage 3 (fusion)"),
     log:
-        "results/logs/report/fusion.log",
+        layout.log("report/fusion"),
     conda:
         f"{ENVS}/train.yaml"
     params:
@@ -104,24 +107,26 @@ rule report_fusion:
             "metrics",
             "shards",
         ),
+        dirs=layout.FUSION_DIR,
+        out=layout.fill(layout.REPORT_DIR, stage="fusion"),
     shell:
-        "python -m mepr report-plots fusion --dirs results/fusion --manifests {input.manifests}"
-        " --out results/report/fusion > {log} 2>&1"
+        "python -m mepr report-plots fusion --dirs {params.dirs} --manifests {input.manifests}"
+        " --out {params.out} > {log} 2>&1"
 
 
 rule report_metrics:
     input:
-        fusion="results/fusion/metrics.json",
+        fusion=layout.FUSION_METRICS,
         stage1=expand("{d}/metrics.json", d=STAGE1_DIRS),
     output:
         report(
-            "results/report/metrics.html",
+            layout.METRICS_REPORT,
             caption=f"{CAPTIONS}/metrics.rst",
             category="Metrics",
             labels={"table": "final metrics"},
         ),
     log:
-        "results/logs/report/metrics.log",
+        layout.log("report/metrics"),
     conda:
         f"{ENVS}/train.yaml"
     params:
@@ -138,9 +143,10 @@ rule report_metrics:
             "metrics",
             "shards",
         ),
+        fusion=layout.FUSION_DIR,
         dirs=STAGE1_DIRS,
     shell:
-        "python -m mepr report-plots metrics --dirs results/fusion {params.dirs}"
+        "python -m mepr report-plots metrics --dirs {params.fusion} {params.dirs}"
         " --out {output} > {log} 2>&1"
 
 

@@ -157,3 +157,28 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     raw = yaml.safe_load(Path(path).read_text()) or {}
     raw.update(overrides or {})
     return validate_config(raw)
+
+
+def merge_config_files(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested mappings merged key by key, as Snakemake merges `--configfile` files."""
+    out = copy.deepcopy(dict(base))
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_config_files(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_workflow_config(paths: list[str | Path]) -> dict[str, Any]:
+    """The config a `snakemake --configfile PATHS...` run sees, validated: the workflow's
+    config.yaml, each file deep-merged in order, and the collections a file names
+    (`USER_NAMED`) taken from the files alone, as common.smk does."""
+    default = REPO_ROOT / "config.yaml"
+    merged: dict[str, Any] = yaml.safe_load(default.read_text()) or {} if default.exists() else {}
+    user: dict[str, Any] = {}
+    for path in paths:
+        extra = yaml.safe_load(Path(path).read_text()) or {}
+        merged = merge_config_files(merged, extra)
+        user = merge_config_files(user, extra)
+    return validate_config(apply_user_named(merged, user))

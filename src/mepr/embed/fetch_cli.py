@@ -8,33 +8,6 @@ store with hub access off (`mepr.embed.store`). The workflow runs it once per mo
 from __future__ import annotations
 
 import argparse
-import copy
-from pathlib import Path
-from typing import Any
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Nested dicts merged key by key, as Snakemake merges --configfile files."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def load_configs(paths: list[str]) -> dict[str, Any]:
-    """The workflow's default config.yaml, then each file in order, validated."""
-    import yaml
-
-    from mepr.config import REPO_ROOT, validate_config
-
-    default = REPO_ROOT / "config.yaml"
-    cfg: dict[str, Any] = yaml.safe_load(default.read_text()) if default.exists() else {}
-    for path in paths:
-        cfg = _merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
-    return validate_config(cfg)
 
 
 def _fetch_models(a: argparse.Namespace) -> None:
@@ -44,7 +17,9 @@ def _fetch_models(a: argparse.Namespace) -> None:
     entries = [ms.Entry.from_dict(e) for e in a.entry]
     store = a.store
     if a.config:
-        cfg = load_configs(a.config)
+        from mepr.config import load_workflow_config
+
+        cfg = load_workflow_config(a.config)
         store = store or cfg["models"]["store"]
         for found in ms.config_entries(cfg).values():
             entries += found

@@ -64,14 +64,16 @@ def folder_videos(
 ) -> list[str]:
     """The video files of a folder, sorted (the Snakemake `predict` rule's input).
 
-    ``made_by``: the file of the job that writes the folder (a demo corpus' labels.csv), which
-    then stands in for the videos while the folder does not exist yet (a fresh checkout)."""
+    ``made_by``: the file of the job that writes the folder (a demo corpus' labels.csv). It
+    stands in for the videos, before and after they exist: listing them once they do would
+    change the rule's input set between planning and the next run, and Snakemake would plan
+    the predictions again for a folder that did not change."""
+    if made_by is not None:
+        return [made_by]
     p = Path(folder)
     if not p.is_dir():
-        if made_by is not None:
-            return [made_by]
         raise PredictError(f"{what}: {p} is not a folder")
-    return [str(v.path) for v in collect_videos([p])] + ([made_by] if made_by else [])
+    return [str(v.path) for v in collect_videos([p])]
 
 
 def probe_video(path: Path) -> dict[str, Any]:
