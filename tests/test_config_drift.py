@@ -81,8 +81,12 @@ def test_encoder_params_match_every_encoder_schema():
 
 @pytest.mark.parametrize("cls", [UnimodalConfig, CrossConfig, FusionConfig])
 def test_model_configs_declare_no_defaults_and_come_from_the_train_section(cls):
-    # a default here would be one more place a hyper-parameter is declared
-    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls))
+    # a default here would be one more place a hyper-parameter is declared; the only ones are
+    # the fields added after checkpoints were first written (COMPAT), so that older
+    # config.json files still build, and those must be the train section's defaults
+    compat = set(getattr(cls, "COMPAT", ()))
+    defaulted = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    assert defaulted == compat
     train = TrainParams()
     sources = {
         UnimodalConfig: (train, train.mamba),
@@ -99,6 +103,8 @@ def test_model_configs_declare_no_defaults_and_come_from_the_train_section(cls):
         if f.name not in given:
             source = next(s for s in sources if hasattr(s, f.name))
             assert getattr(cfg, f.name) == getattr(source, f.name)
+            if f.name in compat:
+                assert f.default == getattr(source, f.name), f"{cls.__name__}.{f.name}"
 
 
 def test_pick_names_a_field_nobody_gives():
@@ -141,3 +147,37 @@ def test_parse_is_strict_and_uses_the_schema():
         parse(EncoderParams, {"kind": "hf_text", "model": "m", "pooling_kind": "cls"})
     # a stage-1/2 job receives its modality's encoder name alone
     assert parse(TrainParams, {"encoder": "transformer"}).encoder_for("face") == "transformer"
+
+
+def test_encoder_entries_may_name_one_encoder_per_task():
+    per_task = {"emotion": "postnorm_transformer", "personality": "gated_mlp"}
+    p = parse(TrainParams, {"encoder": {"scene": per_task}})
+    assert p.encoder == {**TrainParams().encoder, "scene": per_task}  # the rest: defaults
+    assert p.encoder_for("scene", "emotion") == "postnorm_transformer"
+    assert p.encoder_for("scene", "personality") == "gated_mlp"
+    assert p.encoder_for("face", "emotion") == "mamba"
+    with pytest.raises(ValueError, match="per task"):
+        p.encoder_for("scene")
+    # ... and a stage-1/2 job receives that entry alone
+    assert parse(TrainParams, {"encoder": per_task}).encoder_for("scene", "emotion") == (
+        "postnorm_transformer"
+    )
+    with pytest.raises(ConfigError, match="train.encoder"):
+        parse(TrainParams, {"encoder": {"scene": {"emotion": "gated_mlp"}}})  # both tasks
+
+
+def test_per_modality_overrides_default_to_the_train_values():
+    p = parse(
+        TrainParams,
+        {
+            "unimodal": {"face": {"emotion": {"hidden_dim": 1024, "block_width": 16}}},
+            "cross": {"face": {"hidden_dim": 512, "block": "postnorm"}},
+        },
+    )
+    assert p.unimodal.given("face", "emotion") == {"hidden_dim": 1024, "block_width": 16}
+    assert p.unimodal.given("face", "personality") == {} and p.cross.given("body") == {}
+    assert p.cross.given("face") == {"hidden_dim": 512, "block": "postnorm"}
+    with pytest.raises(ConfigError, match="train.unimodal.face.emotion.width"):
+        parse(TrainParams, {"unimodal": {"face": {"emotion": {"width": 16}}}})
+    with pytest.raises(ConfigError, match="train.cross.face.block"):
+        parse(TrainParams, {"cross": {"face": {"block": "lstm"}}})

@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from mepr import shards
-from mepr.config import ConfigError, load_config, load_workflow_config, validate_config
+from mepr.config import (
+    ConfigError,
+    job_section,
+    load_config,
+    load_workflow_config,
+    parse_params,
+    validate_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +49,27 @@ def test_workflow_config_is_what_snakemake_builds_from_the_files(tmp_path):
     assert both["frames"]["n_frames"] == 3
     assert both["frames"]["jpeg_quality"] == paper["frames"]["jpeg_quality"] == 95  # merged
     assert sorted(both["corpora"]) == ["fiv2", "mosei"]
+
+
+def test_a_modality_job_depends_only_on_its_own_train_settings():
+    """Stage-1/2 rules pass `job_section(train, modality)`: editing one modality's sizes must
+    leave the other modalities' jobs (their params, so their re-runs) untouched, and the job
+    must read the same settings from the narrowed section as from the whole one."""
+    train = load_workflow_config([REPO / "configs" / "paper.yaml"])["train"]
+    edited = copy.deepcopy(train)
+    edited["unimodal"]["text"]["emotion"]["hidden_dim"] = 96
+    edited["cross"]["text"]["layers"] = 4
+    edited["fusion"]["hidden_dim"] = 8
+    for modality in ("face", "body", "scene", "audio"):
+        assert job_section(edited, modality) == job_section(train, modality)
+    assert job_section(edited, "text") != job_section(train, "text")
+    assert job_section(edited) != job_section(train)  # fusion sees everything
+    whole, narrow = parse_params(train), parse_params(job_section(train, "scene"))
+    for task in ("emotion", "personality"):
+        assert narrow.encoder_for("scene", task) == whole.encoder_for("scene", task)
+        assert narrow.unimodal.given("scene", task) == whole.unimodal.given("scene", task)
+    assert narrow.cross.scene == whole.cross.scene
+    assert "fusion" not in job_section(train, "scene")
 
 
 @pytest.mark.parametrize(

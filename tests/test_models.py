@@ -10,12 +10,14 @@ import torch.nn.functional as F
 
 from mepr.config import TrainParams, pick
 from mepr.models.encoders import (
+    ENCODERS,
     MambaMixer,
     build_encoder,
     masked_mean,
     selective_scan,
 )
 from mepr.models.fusion import FusionConfig, FusionModel
+from mepr.models.reference_layers import GatedMLPBlock, PostNormBlock
 from mepr.models.unimodal import CrossConfig, CrossDomainModel, UnimodalConfig, UnimodalModel
 
 # Model configs have no defaults of their own: the tests build them as training does, from
@@ -142,9 +144,9 @@ def test_mamba_masked_steps_are_transparent():
 
 
 # --------------------------------------------------------------------------- encoders
-@pytest.mark.parametrize("name", ["mamba", "transformer"])
+@pytest.mark.parametrize("name", ENCODERS)
 def test_encoder_shapes_and_masking(name):
-    enc = build_encoder(name, 16, layers=2, heads=4, dropout=0.0, d_state=4).eval()
+    enc = build_encoder(name, 16, layers=2, heads=4, dropout=0.0, d_state=4, block_width=8).eval()
     x, mask = _batch(d=16)
     y = enc(x, mask)
     assert y.shape == x.shape and torch.isfinite(y).all()
@@ -161,6 +163,55 @@ def test_unknown_encoder_is_refused():
         build_encoder("lstm", 8)
 
 
+def test_gated_mlp_is_the_authors_position_wise_block():
+    block = GatedMLPBlock(6, 4, dropout=0.0).eval()
+    x = torch.randn(2, 5, 6)
+    with torch.no_grad():
+        h = block.in_proj(x)
+        inner = F.relu(h + block.gate_b(h) + block.gate_c(h))
+        want = F.layer_norm(x + block.out_proj(inner), (6,), block.norm.weight, block.norm.bias)
+        torch.testing.assert_close(block(x), want)
+        # no mixing across time: reversing the steps reverses the output
+        enc = build_encoder("gated_mlp", 6, layers=2, block_width=4, dropout=0.0).eval()
+        mask = torch.ones(2, 5, dtype=torch.bool)
+        torch.testing.assert_close(enc(x.flip(1), mask), enc(x, mask).flip(1))
+
+
+def test_postnorm_block_trains_with_dropout():
+    """Training mode: their dropout sits on the skip inputs and the position encoding."""
+    block = PostNormBlock(8, 2, dropout=0.5, positional=True).train()
+    x = torch.randn(2, 5, 8, requires_grad=True)
+    a, b = block(x), block(x)
+    assert not torch.allclose(a, b)  # dropout draws differ
+    a.sum().backward()
+    assert torch.isfinite(x.grad).all() and all(p.grad is not None for p in block.parameters())
+    block.eval()
+    torch.testing.assert_close(block(x), block(x))
+
+
+@pytest.mark.parametrize("positional", [False, True])
+def test_postnorm_block_is_post_norm_with_an_outer_residual(positional):
+    block = PostNormBlock(8, 2, dropout=0.0, positional=positional).eval()
+    x, ctx = torch.randn(2, 5, 8), torch.randn(2, 3, 8)
+    with torch.no_grad():
+        q, kv = x, ctx
+        if positional:
+            q = x + block._encode(torch.zeros_like(x))
+            kv = ctx + block._encode(torch.zeros_like(ctx))
+        a, _ = block.attn(q, kv, kv, need_weights=False)
+        h = block.norm_attn(a + q)
+        want = x + block.norm_ff(block.ff(h) + h)
+        torch.testing.assert_close(block(x, ctx), want)
+        # an all-true mask is no mask; a padded key changes nothing it is masked from
+        full = torch.ones(2, 3, dtype=torch.bool)
+        torch.testing.assert_close(block(x, ctx, full), want)
+        part = full.clone()
+        part[:, 2] = False
+        ctx2 = ctx.clone()
+        ctx2[:, 2] = 99.0
+        torch.testing.assert_close(block(x, ctx2, part), block(x, ctx, part))
+
+
 # --------------------------------------------------------------------------- stage 1 / 2
 def _unimodal(task, encoder, in_dim=12, hidden=16):
     cfg = unimodal_cfg(
@@ -169,7 +220,7 @@ def _unimodal(task, encoder, in_dim=12, hidden=16):
     return UnimodalModel(cfg)
 
 
-@pytest.mark.parametrize("encoder", ["mamba", "transformer"])
+@pytest.mark.parametrize("encoder", ENCODERS)
 def test_unimodal_outputs(encoder):
     x, mask = _batch()
     emo = _unimodal("emotion", encoder)(x, mask)
@@ -184,6 +235,61 @@ def test_unimodal_outputs(encoder):
 def test_unimodal_rejects_unknown_task():
     with pytest.raises(ValueError):
         _unimodal("age", "mamba")
+
+
+def test_unimodal_authors_options():
+    """Bare Linear projection and head (their audio), relu / no personality activation."""
+    x, mask = _batch()
+    given = {"in_dim": 12, "task": "personality", "encoder": "gated_mlp", "hidden_dim": 16}
+    lin = UnimodalModel(unimodal_cfg(**given, projection="linear", head="linear"))
+    assert isinstance(lin.proj, torch.nn.Linear) and isinstance(lin.head, torch.nn.Linear)
+    assert sum(p.numel() for p in lin.head.parameters()) == 16 * 5 + 5
+    torch.manual_seed(1)
+    raw = UnimodalModel(unimodal_cfg(**given, personality_activation="none")).eval()
+    torch.manual_seed(1)
+    relu = UnimodalModel(unimodal_cfg(**given, personality_activation="relu")).eval()
+    with torch.no_grad():
+        out = raw(x, mask)["output"]
+        torch.testing.assert_close(out, raw.head(raw(x, mask)["features"]))
+        torch.testing.assert_close(relu(x, mask)["output"], torch.relu(out))
+    assert bool((out < 0).any())  # no activation: scores are not squashed
+    with pytest.raises(ValueError, match="unknown projection"):
+        UnimodalModel(unimodal_cfg(**given, projection="conv"))
+    with pytest.raises(ValueError, match="unknown personality activation"):
+        UnimodalModel(unimodal_cfg(**given, personality_activation="tanh"))
+
+
+@pytest.mark.parametrize(
+    "block,positional,act",
+    [("postnorm", True, "sigmoid"), ("postnorm", False, "relu"), ("mha", False, "none")],
+)
+def test_cross_domain_bridge_blocks(block, positional, act):
+    emo = _unimodal("emotion", "gated_mlp")
+    per = _unimodal("personality", "postnorm_transformer", hidden=8)
+    cfg = cross_cfg(
+        hidden_dim=16, out_features=8, heads=2, layers=2, block=block, positional=positional,
+        head_activation="silu", personality_activation=act,
+    )  # fmt: skip
+    model = CrossDomainModel(emo, per, cfg).eval()
+    kinds = {type(b).__name__ for b in (*model.emo_blocks, *model.per_blocks)}
+    assert kinds == {"postnorm": {"PostNormBlock"}, "mha": {"ResidualAttention"}}[block]
+    assert isinstance(model.emotion_head[2], torch.nn.SiLU)
+    x, mask = _batch()
+    with torch.no_grad():
+        out = model(x, mask)
+        assert all(torch.isfinite(v).all() for v in out.values())
+        pooled = torch.cat([out["emotion_features"], out["personality_features"]], -1)
+        new = model.personality_head(pooled)
+        new = {"sigmoid": torch.sigmoid(new), "relu": torch.relu(new), "none": new}[act]
+        torch.testing.assert_close(
+            out["personality_scores"], (new + out["base_personality_scores"]) / 2
+        )
+        # steps masked out of the clip do not reach the valid ones
+        x2 = x.clone()
+        x2[~mask] = 50.0
+        torch.testing.assert_close(model(x2, mask)["emotion_logits"], out["emotion_logits"])
+    with pytest.raises(ValueError, match="no position encoding"):
+        CrossDomainModel(emo, per, cross_cfg(hidden_dim=16, heads=2, positional=True))
 
 
 def test_cross_domain_model():
@@ -220,6 +326,60 @@ def test_cross_domain_model():
             torch.testing.assert_close(cached[k], v)
     with pytest.raises(ValueError):
         CrossDomainModel(per, emo, cross_cfg())
+
+
+# the authors' widths (their inference_config_*.toml and text/audio model_loader.py):
+# modality, task -> encoder, hidden_dim, layers, block_width or heads, activation
+AUTHORS_STAGE1 = {
+    ("face", "emotion"): ("gated_mlp", 1024, 1, 16, "sigmoid"),
+    ("face", "personality"): ("gated_mlp", 256, 1, 8, "sigmoid"),
+    ("body", "emotion"): ("gated_mlp", 256, 2, 8, "sigmoid"),
+    ("body", "personality"): ("gated_mlp", 1024, 1, 4, "sigmoid"),
+    ("scene", "emotion"): ("postnorm_transformer", 512, 5, 4, "sigmoid"),
+    ("scene", "personality"): ("gated_mlp", 512, 7, 4, "relu"),
+    ("audio", "emotion"): ("gated_mlp", 256, 3, 256, "sigmoid"),
+    ("audio", "personality"): ("gated_mlp", 256, 3, 256, "none"),
+    ("text", "emotion"): ("gated_mlp", 256, 4, 256, "sigmoid"),
+    ("text", "personality"): ("postnorm_transformer", 512, 1, 8, "sigmoid"),
+}
+# modality -> block, hidden_dim, heads, layers, out_features, head activation, activation
+AUTHORS_STAGE2 = {
+    "face": ("postnorm", 512, 2, 3, 256, "gelu", "sigmoid"),
+    "body": ("postnorm", 1024, 16, 1, 128, "gelu", "sigmoid"),
+    "scene": ("postnorm", 768, 4, 5, 256, "gelu", "relu"),
+    "text": ("postnorm", 256, 4, 2, 256, "silu", "sigmoid"),
+    "audio": ("mha", 256, 4, 1, 256, "silu", "none"),  # heads: in their checkpoint only
+}
+
+
+def test_paper_config_selects_the_authors_models():
+    from mepr.config import REPO_ROOT, load_workflow_config, parse_params
+    from mepr.train.stages import unimodal_config
+
+    train = load_workflow_config([REPO_ROOT / "configs" / "paper.yaml"])["train"]
+    params = parse_params(train)
+    for (modality, task), want in AUTHORS_STAGE1.items():
+        # a stage-1 job receives its modality's encoder entry alone (common.smk)
+        job = parse_params({**train, "encoder": train["encoder"][modality]})
+        cfg = unimodal_config(job, modality, task, in_dim=512)
+        assert cfg == unimodal_config(params, modality, task, in_dim=512)
+        width = cfg.block_width if cfg.encoder == "gated_mlp" else cfg.heads
+        got = (cfg.encoder, cfg.hidden_dim, cfg.layers, width, cfg.personality_activation)
+        assert got == want, (modality, task)
+        linear = ("linear", "linear") if modality == "audio" else ("norm", "mlp")
+        assert (cfg.projection, cfg.head) == linear
+    assert not unimodal_config(params, "scene", "emotion", 512).positional
+    for modality, want in AUTHORS_STAGE2.items():
+        c = pick(CrossConfig, params.cross, params, **params.cross.given(modality))
+        got = (c.block, c.hidden_dim, c.heads, c.layers, c.out_features)
+        assert (*got, c.head_activation, c.personality_activation) == want, modality
+        assert c.positional == (modality != "audio")
+    # the demo's defaults stay mepr's own models
+    default = TrainParams()
+    assert unimodal_config(default, "face", "emotion", 8).encoder == "mamba"
+    assert pick(CrossConfig, default.cross, default, **default.cross.given("face")).block == (
+        "prenorm"
+    )
 
 
 # --------------------------------------------------------------------------- stage 3

@@ -34,6 +34,8 @@ class ShardSchema:
 
 _F32 = pa.float32()
 _BOX = pa.list_(_F32)  # x0, y0, x1, y1 in [0, 1] of the full frame
+# one more crop of a frame (detect.faces: all): the JPEG, its box and the detector's score
+_CROP = pa.struct([("jpeg", pa.binary()), ("box", _BOX), ("score", _F32)])
 
 MANIFEST = ShardSchema(
     "manifest",
@@ -60,9 +62,16 @@ MANIFEST = ShardSchema(
     ),
 )
 
+# One row per sampled frame. Version 2: a frame may yield several faces (detect.faces: all)
+# and bodies (detect.body_box: person_at_face pairs one with each face inside a person box):
+# the first of each sits in face_* / body_*, the others in more_faces / more_bodies, in
+# order. The embedding stage reads a video's face (body) sequence as each frame's crops in
+# turn, so it may be longer than the frames, as the reference concatenates them; training
+# subsamples any sequence longer than train.max_steps uniformly. *_stand_in names what stands
+# in for a missing detection (person_at_face: "person" box, whole "frame"); null: detected.
 FRAMES = ShardSchema(
     "frames",
-    1,
+    2,
     pa.schema(
         [
             ("video_id", pa.string()),
@@ -78,6 +87,10 @@ FRAMES = ShardSchema(
             ("body_jpeg", pa.binary()),  # null when no person was found
             ("body_box", _BOX),
             ("body_score", _F32),
+            ("face_stand_in", pa.string()),
+            ("body_stand_in", pa.string()),
+            ("more_faces", pa.list_(_CROP)),
+            ("more_bodies", pa.list_(_CROP)),
         ]
     ),
 )

@@ -7,7 +7,7 @@ import sys
 
 from mepr import layout
 from mepr.corpora import source_files
-from mepr.config import ConfigError, apply_user_named, validate_config
+from mepr.config import ConfigError, apply_user_named, job_section, validate_config
 from mepr.embed import demo_encoder_dir
 from mepr.embed.store import STORE_ENV, config_entries, receipt_path
 from mepr.provenance import code_digest
@@ -85,12 +85,8 @@ def demo_encoders_needed(modality):
 
 
 def train_section(modality=None):
-    """The train config a job depends on: one modality's encoder choice, or everything."""
-    train = dict(config["train"])
-    if modality is not None:
-        train["encoder"] = train["encoder"][modality]
-        train.pop("fusion", None)
-    return train
+    """The train config a job depends on (mepr.config.job_section)."""
+    return job_section(config["train"], modality)
 
 
 def corpus_sources(wildcards):

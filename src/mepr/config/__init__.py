@@ -29,7 +29,7 @@ from mepr.config.sections import (
     EncoderParams,
     FramesParams,
 )
-from mepr.config.train import TrainParams
+from mepr.config.train import TrainParams, job_section
 
 __all__ = [
     "REPO_ROOT",
@@ -44,6 +44,7 @@ __all__ = [
     "FramesParams",
     "TrainParams",
     "apply_user_named",
+    "job_section",
     "load_config",
     "load_workflow_config",
     "merge_config_files",

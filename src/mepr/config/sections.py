@@ -19,6 +19,10 @@ class FramesParams:
     fps: float | None = None
     crop_size: int = 224
     jpeg_quality: int = 90
+    # round (nearest frame, repeats in short videos) | floor (the reference's int(linspace))
+    index_rounding: str = "round"
+    # square (edge-padded square, resized) | box (the box's own pixels, unresized)
+    crop: str = "square"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class DetectParams:
     body_min_confidence: float = 0.5
     face_margin: float = 0.15
     body_margin: float = 0.1
+    # best (one face a frame) | all (every face, as the reference)
+    faces: str = "best"
+    # pose (landmarks' extent) | person_at_face (the reference's pairing and fallbacks)
+    body_box: str = "pose"
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class EncoderParams:
     pretrained: str | None = None
     layer: int = -1
     window_s: float = 0.5
+    # audio: window_mean (one step per window_s) | every_frame (each 20 ms encoder frame)
+    steps: str = "window_mean"
     pooling: str = "token"
     max_tokens: int = 48
     batch_size: int = 16
@@ -71,6 +81,10 @@ class EncoderParams:
     max_batch_seconds: float = 240.0
     # a hub model's commit / tag / branch (None: main); fetched into the model store
     revision: str | None = None
+    # open_clip: the tower's MLP activation (auto: QuickGELU for weights trained with it)
+    activation: str = "auto"
+    # open_clip: the model's transform, or with CLIPProcessor's centre crop (clip_processor)
+    preprocess: str = "open_clip"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Wav2Vec2 hidden states (transformers), pooled into fixed windows of time.
+"""Wav2Vec2 hidden states (transformers), pooled into fixed windows of time, or every frame.
+
+`encoders.audio.steps`: `window_mean` (mepr) averages the frames of each `window_s` window;
+`every_frame` (the reference) keeps each frame of the layer, one per conv stride (20 ms at
+16 kHz): a clip of t seconds gives about 50 t steps, which training subsamples to
+`train.max_steps` unless that is at least as long.
 
 Clips are encoded in batches across videos. `batch_plan` sorts them by length and groups
 neighbours (at most `batch_size` clips and `max_batch_seconds` of padded audio per batch);
@@ -21,6 +26,8 @@ from mepr.config import EncoderParams
 from mepr.embed import hf_identity, library_versions, load_hf_model
 from mepr.embed.store import go_offline, stored_encoder
 
+STEPS = ("window_mean", "every_frame")  # encoders.audio.steps
+
 
 class Wav2Vec2Encoder:
     def __init__(self, params: EncoderParams, store=None):
@@ -34,6 +41,8 @@ class Wav2Vec2Encoder:
         )
         self.dtype = self.model.dtype
         self.layer = params.layer
+        if params.steps not in STEPS:
+            raise ValueError(f"encoders.audio.steps must be one of {STEPS}: {params.steps!r}")
         self.window_s = params.window_s
         self.sample_rate = int(self.extractor.sampling_rate)
         self.name = f"wav2vec2:{params.model}:layer{params.layer}"
@@ -41,7 +50,9 @@ class Wav2Vec2Encoder:
         self.padding_invariant = self.model.config.feat_extract_norm == "layer"
         stride = float(np.prod(self.model.config.conv_stride))
         self.step_s = stride / self.sample_rate  # one vector per conv stride (20 ms at 16 kHz)
-        self.per_window = max(1, round(self.window_s / self.step_s))
+        # a window of one frame is that frame: every_frame is pooling over windows of 1
+        every = params.steps == "every_frame"
+        self.per_window = 1 if every else max(1, round(self.window_s / self.step_s))
 
     @property
     def dim(self) -> int:
@@ -53,7 +64,7 @@ class Wav2Vec2Encoder:
             **hf_identity(self.model, self.params, self.resolved, self.stored),
             "layer": self.layer,
             "n_layers": int(cfg.num_hidden_layers),
-            "pooling": f"mean over {self.per_window} frames ({self.per_window * self.step_s:g} s)",
+            "pooling": self._pooling(),
             "dim": self.dim,
             "sample_rate": self.sample_rate,
             "feat_extract_norm": cfg.feat_extract_norm,
@@ -62,6 +73,11 @@ class Wav2Vec2Encoder:
             "device": self.device,
             "versions": library_versions("transformers", "torch"),
         }
+
+    def _pooling(self) -> str:
+        if self.params.steps == "every_frame":
+            return f"every frame ({self.step_s:g} s)"
+        return f"mean over {self.per_window} frames ({self.per_window * self.step_s:g} s)"
 
     def batch_plan(self, lengths: list[int]) -> list[list[int]]:
         """Indices into `lengths`, grouped into batches of similar length."""

@@ -8,6 +8,11 @@ so a batch is only centre-cropped and normalised with the transform's own arithm
 (x / 255, then (x - mean) / std): the same numbers without per-image PIL work. On a CPU the
 crop threads normalise through per-channel lookup tables; for a GPU they copy uint8 crops (a
 quarter of the bytes to move) and the GPU normalises them, or nvJPEG decodes and crops there.
+
+The tower's activation follows the weights (`encoders.<modality>.activation`, `quick_gelu_for`):
+OpenAI trained CLIP with QuickGELU, but open_clip's plain `ViT-B-32` config is built with GELU,
+and loading the `openai` weights into it only warns; every embedding would then be off. So
+with `auto` the tower is built with QuickGELU whenever the weights were trained with it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,50 @@ from mepr.media import jpeg
 _POOLING = {"tok": "class token", "avg": "mean of patch tokens", "none": "all tokens"}
 
 
+ACTIVATIONS = ("auto", "quick_gelu", "gelu")  # encoders.<image modality>.activation
+
+
+def _is_openai_name(name: str) -> bool:
+    """A hub repository or folder named as timm names its conversions of OpenAI's weights
+    (timm/vit_base_patch32_clip_224.openai)."""
+    return name.rstrip("/").rsplit("/", 1)[-1].lower().endswith(".openai")
+
+
+def quick_gelu_for(params: EncoderParams) -> bool:
+    """Whether the tower must be built with QuickGELU. `activation: auto` answers from where
+    the weights come from: a pretrained tag open_clip lists as trained with QuickGELU (every
+    `openai` tag, LAION-400M's), the tag `openai` for any model name, or an `hf-hub:` / local
+    repository named NAME.openai. A local weights file says nothing about its origin: name the
+    activation then. Configs that already say quick_gelu (ViT-B-32-quickgelu, a local-dir's
+    open_clip_config.json) get it from open_clip either way."""
+    if params.activation not in ACTIVATIONS:
+        raise ValueError(f"encoders activation must be one of {ACTIVATIONS}: {params.activation!r}")
+    if params.activation != "auto":
+        return params.activation == "quick_gelu"
+    ref = ModelRef.parse(params.model)
+    if ref.kind == "local-dir" or ref.name.startswith("hf-hub:"):
+        return _is_openai_name(ref.name.removeprefix("hf-hub:"))
+    tag = params.pretrained
+    if ref.kind != "plain" or not tag or Path(tag).expanduser().is_file():
+        return False
+    clean = tag.lower().replace("-", "_")  # open_clip's own normalisation of tags
+    if clean == "openai":
+        return True
+    from open_clip import pretrained as oc
+
+    return bool(oc.get_pretrained_cfg(ref.name.replace("/", "-"), clean).get("quick_gelu"))
+
+
+def tower_activation(visual: torch.nn.Module) -> str:
+    """The MLP activation the built tower really uses (what the shard records)."""
+    from open_clip.transformer import QuickGELU
+
+    kinds = {type(m) for m in visual.modules()}
+    if QuickGELU in kinds:
+        return "quick_gelu"
+    return "gelu" if torch.nn.GELU in kinds else "other"
+
+
 def _standard_transform(preprocess) -> tuple[int, np.ndarray, np.ndarray] | None:
     """(S, mean, std) when `preprocess` is Resize(S) -> CenterCrop(S) -> RGB -> tensor -> Normalize."""
     steps = getattr(preprocess, "transforms", None)
@@ -53,9 +102,50 @@ def _standard_transform(preprocess) -> tuple[int, np.ndarray, np.ndarray] | None
     return size, np.asarray(norm.mean, np.float32), np.asarray(norm.std, np.float32)
 
 
-def _centre(h: int, w: int, s: int) -> tuple[int, int]:
-    """Top-left corner of the centre S x S crop of an H x W image (torchvision's CenterCrop)."""
+PREPROCESS = ("open_clip", "clip_processor")  # encoders.<image modality>.preprocess
+
+
+def _centre(h: int, w: int, s: int, floor: bool = False) -> tuple[int, int]:
+    """Top-left corner of the centre S x S crop of an H x W image: torchvision's CenterCrop
+    rounds the offsets, CLIPProcessor (`floor`) rounds them down."""
+    if floor:
+        return (h - s) // 2, (w - s) // 2
     return int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+
+
+class FloorCentreCrop:
+    """CLIPProcessor's centre crop of a PIL image: the S x S window at floor offsets. The
+    rest of its steps are open_clip's for OpenAI's CLIP (short side to S, bicubic, long side
+    truncated; x / 255; OpenAI's mean and std), so with this crop in the transform the two
+    agree; torchvision's CenterCrop rounds the offset half to even, so the two are a pixel
+    apart where the resized long side exceeds S by 3 mod 4 (e.g. 640 x 427 -> 335 x 224)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        top, left = _centre(image.height, image.width, self.size, floor=True)
+        return image.crop((left, top, left + self.size, top + self.size))
+
+    def __repr__(self) -> str:
+        return f"FloorCentreCrop(size={self.size})"
+
+
+def _with_crop(preprocess, std, params: EncoderParams):
+    """The model's transform, with CLIPProcessor's centre crop for `preprocess: clip_processor`
+    (only a standard transform has a crop step to swap)."""
+    if params.preprocess not in PREPROCESS:
+        raise ValueError(f"encoders preprocess must be one of {PREPROCESS}: {params.preprocess!r}")
+    if params.preprocess == "open_clip":
+        return preprocess
+    if std is None:
+        raise ValueError(
+            f"preprocess: clip_processor needs open_clip's standard transform (resize, centre "
+            f"crop, normalise); {params.model} has {preprocess}"
+        )
+    steps = list(preprocess.transforms)
+    steps[1] = FloorCentreCrop(std[0])
+    return type(preprocess)(steps)
 
 
 def _in_parallel(pool: Executor | None, workers: int, n: int, fill) -> None:
@@ -105,14 +195,20 @@ class ClipImageEncoder:
             ref, cache_dir = params.model, str(self.stored.store / "open_clip")
         precision = "fp16" if self.device == "cuda" else "fp32"
         model, _, preprocess = open_clip.create_model_and_transforms(
-            ref, pretrained=pretrained, device=self.device, precision=precision, cache_dir=cache_dir
+            ref,
+            pretrained=pretrained,
+            device=self.device,
+            precision=precision,
+            cache_dir=cache_dir,
+            force_quick_gelu=quick_gelu_for(params),
         )
         self.model = model.eval()
         self.dtype = input_dtype(self.model.visual)
-        self.preprocess = preprocess
         self.batch_size = params.batch_size
         self.name = f"open_clip:{params.model}:{params.pretrained or ''}"
         std = _standard_transform(preprocess)
+        self._floor = params.preprocess == "clip_processor"
+        self.preprocess = _with_crop(preprocess, std, params)
         self._size = std[0] if std else None
         self._pinned: list[torch.Tensor] = []
         self._next = 0
@@ -146,6 +242,7 @@ class ClipImageEncoder:
             "weights": weights_digest(local) if local.exists() else None,
             "layer": "image tower output (visual projection)",
             "pooling": _POOLING.get(pool, pool),
+            "activation": tower_activation(visual),
             "normalised": False,
             "dim": self.dim,
             "image_size": list(getattr(visual, "image_size", ())),
@@ -182,7 +279,7 @@ class ClipImageEncoder:
         def fill(indices: range) -> None:
             for i in indices:
                 im = images[i]
-                top, left = _centre(*im.shape[:2], s)
+                top, left = _centre(*im.shape[:2], s, self._floor)
                 crop = im[top : top + s, left : left + s]
                 if normalise:
                     planes = cv2.split(crop)
@@ -255,7 +352,7 @@ class ClipImageEncoder:
                 return None  # needs a resize: the CPU path does what the transform does
             crops = []
             for im in images:
-                top, left = _centre(*im.shape[1:], s)
+                top, left = _centre(*im.shape[1:], s, self._floor)
                 crops.append(im[:, top : top + s, left : left + s])
             batch = torch.stack(crops).permute(0, 2, 3, 1)  # NHWC, as the CPU path gives
             ready = torch.cuda.Event()

@@ -26,6 +26,8 @@ from mepr.shards import ShardResult
 
 # wav2vec2's conv stack needs ~25 ms of signal: shorter tracks are stored as one masked step
 MIN_AUDIO_S = 0.1
+# the frames shard's column of each frame's further crops (detect.faces: all)
+MORE_CROPS = {"face": "more_faces", "body": "more_bodies"}
 
 
 def embedding_row(video_id: str, values: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
@@ -80,6 +82,33 @@ def _prefetched(chunks: list, work) -> Iterator:
         yield pending.result()
 
 
+def _crop_slots(
+    table: pa.Table, column: str, more: str | None, order: np.ndarray
+) -> tuple[list, list[str]]:
+    """A video's steps in sequence order: per frame its crop (None: a masked step), then its
+    further crops (`more`), each an Arrow scalar of JPEG bytes; and each step's video id.
+    Without further crops there is one step per frame, in (video, step) order."""
+    ids = table.column("video_id").to_pylist()
+    jpegs = table.column(column).combine_chunks()  # stays in Arrow: bytes made per batch
+    valid = jpegs.is_valid().to_numpy(zero_copy_only=False)
+    extra, starts, counts = None, None, None
+    if more is not None:
+        lists = table.column(more).combine_chunks()
+        counts = lists.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        extra = lists.flatten().field("jpeg")
+    slots: list = []
+    vids: list[str] = []
+    for r in order.tolist():
+        slots.append(jpegs[r] if valid[r] else None)
+        vids.append(ids[r])
+        if extra is not None:
+            for j in range(int(starts[r]), int(starts[r] + counts[r])):
+                slots.append(extra[j])
+                vids.append(ids[r])
+    return slots, vids
+
+
 def embed_image_shard(
     frames_shard: str | Path | pa.Table,
     modality: str,
@@ -98,20 +127,20 @@ def embed_image_shard(
     if modality not in IMAGE_MODALITIES:
         raise ValueError(f"not an image modality: {modality}")
     result = ShardResult()
-    column = f"{modality}_jpeg"
-    table = _read_columns(frames_shard, shards.FRAMES, ["video_id", "step", column])
+    column, more = f"{modality}_jpeg", MORE_CROPS.get(modality)
+    table = _read_columns(
+        frames_shard, shards.FRAMES, ["video_id", "step", column, *([more] if more else [])]
+    )
     # visit rows by video, then step, without copying the JPEG column into sorted order
     order = pc.sort_indices(
         table.select(["video_id", "step"]), [("video_id", "ascending"), ("step", "ascending")]
     ).to_numpy()
     encoder = encoder or ClipImageEncoder(params)
     result.meta["encoder_identity"] = encoder.identity()
-    vids = table.column("video_id").take(order).to_pylist()
-    jpegs = table.column(column).combine_chunks()  # stays in Arrow: bytes made per batch
-    valid = jpegs.is_valid().to_numpy(zero_copy_only=False)[order]
-    have = np.flatnonzero(valid)  # positions in visiting order
-    vectors = np.zeros((len(jpegs), encoder.dim), np.float32)
-    mask = np.zeros(len(jpegs), bool)
+    slots, vids = _crop_slots(table, column, more, order)
+    have = np.flatnonzero([s is not None for s in slots])  # positions in visiting order
+    vectors = np.zeros((len(slots), encoder.dim), np.float32)
+    mask = np.zeros(len(slots), bool)
     b = encoder.batch_size
     chunks = [have[i : i + b] for i in range(0, len(have), b)]
     workers = max(1, threads)
@@ -119,7 +148,7 @@ def embed_image_shard(
     with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def prepare(rows: np.ndarray):  # decode + centre-crop, in the background
-            data = [jpegs[int(order[i])].as_py() for i in rows]
+            data = [slots[int(i)].as_py() for i in rows]
             return encoder.prepare_jpegs(data, pool, workers)
 
         desc = f"{modality} embeddings"

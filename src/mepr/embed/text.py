@@ -1,5 +1,10 @@
 """Text embeddings from a BERT-family encoder (BGE in the paper) via transformers.
 
+A text keeps at most `encoders.text.max_tokens` tokens (special tokens included), and never
+more than the tokenizer's own limit (`model_max_length`; 512 for BGE, the reference's
+truncation). With `pooling: token` each token is a step; training subsamples a sequence longer
+than `train.max_steps` uniformly, so the reference's full sequences need max_steps >= 512.
+
 Texts are tokenised once, sorted by token count and batched with their neighbours (less
 padding), then put back in their order; the attention mask keeps padding out of every text's
 vectors.
@@ -29,7 +34,9 @@ class TextEncoder:
         )
         self.dtype = self.model.dtype
         self.pooling = params.pooling
-        self.max_tokens = params.max_tokens
+        # a max_length beyond the model's positions would fail in the forward pass
+        limit = getattr(self.tokenizer, "model_max_length", None) or params.max_tokens
+        self.max_tokens = min(params.max_tokens, int(min(limit, 2**31 - 1)))
         self.batch_size = params.batch_size
         self.name = f"hf_text:{params.model}:{params.pooling}"
 

@@ -17,7 +17,7 @@ from mepr import shards
 from mepr.config import AudioParams, DetectParams, FramesParams
 from mepr.media import jpeg
 from mepr.media.audio import extract_audio, rms_dbfs
-from mepr.media.detect import MediaPipeDetector, scene_image, square_crop
+from mepr.media.detect import MediaPipeDetector, frame_crops
 from mepr.media.video import MediaError, sample_frames
 from mepr.shards import ShardResult
 
@@ -63,35 +63,35 @@ def _frames_rows(
     end: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """frames_rows plus the non-fatal problems the decoder noted (e.g. a lying frame count)."""
-    sampled = sample_frames(path, frames.n_frames, frames.fps, start=start, end=end)
+    sampled = sample_frames(
+        path, frames.n_frames, frames.fps, start=start, end=end,
+        index_rounding=frames.index_rounding,
+    )  # fmt: skip
     rows = []
+    q = frames.jpeg_quality
     for step, (index, ts, rgb) in enumerate(
         zip(sampled.indices, sampled.timestamps, sampled.images, strict=True)
     ):
         h, w = rgb.shape[:2]
-        face, body = detector.face(rgb), detector.body(rgb)
-        size, q = frames.crop_size, frames.jpeg_quality
-        rows.append(
-            {
-                "video_id": video_id,
-                "step": step,
-                "frame_index": int(index),
-                "timestamp": float(ts),
-                "width": w,
-                "height": h,
-                "scene_jpeg": jpeg.encode(scene_image(rgb, size), q),
-                "face_jpeg": jpeg.encode(square_crop(rgb, face.box, detect.face_margin, size), q)
-                if face
-                else None,
-                "face_box": list(face.box) if face else None,
-                "face_score": face.score if face else None,
-                "body_jpeg": jpeg.encode(square_crop(rgb, body.box, detect.body_margin, size), q)
-                if body
-                else None,
-                "body_box": list(body.box) if body else None,
-                "body_score": body.score if body else None,
-            }
-        )
+        crops = frame_crops(rgb, detector.detect(rgb), detect, frames.crop_size, frames.crop)
+        row = {
+            "video_id": video_id,
+            "step": step,
+            "frame_index": int(index),
+            "timestamp": float(ts),
+            "width": w,
+            "height": h,
+            "scene_jpeg": jpeg.encode(crops.scene, q),
+        }
+        for kind, found in (("face", crops.faces), ("body", crops.bodies)):
+            first = found[0] if found else None
+            row[f"{kind}_jpeg"] = jpeg.encode(first[1], q) if first else None
+            row[f"{kind}_box"] = list(first[0].box) if first else None
+            row[f"{kind}_score"] = first[0].score if first else None
+            row[f"{kind}_stand_in"] = first[0].stand_in if first else None
+            more = [{"jpeg": jpeg.encode(im, q), "box": list(d.box), "score": d.score} for d, im in found[1:]]  # fmt: skip
+            row["more_faces" if kind == "face" else "more_bodies"] = more
+        rows.append(row)
     return rows, sampled.notes
 
 
@@ -117,7 +117,7 @@ def extract_frames_shard(
                 continue
             for note in notes:  # the frames are kept: these only say what was odd
                 result.fail(row["video_id"], "frames", note)
-            if not any(r["face_jpeg"] for r in rows):
+            if not any(r["face_jpeg"] and r["face_stand_in"] is None for r in rows):
                 result.fail(row["video_id"], "frames", "no face detected in any sampled frame")
             result.rows.extend(rows)
     return result

@@ -3,8 +3,9 @@
 Two ways to choose the frames (`frames` section of the config):
 
 * ``n_frames`` (default): frame indices ``round(linspace(0, total - 1, n))`` over the frames the
-  stream really has, as the reference implementation does; a video shorter than n frames
-  repeats frames.
+  stream really has; a video shorter than n frames repeats frames. With
+  ``index_rounding: floor`` the reference's ``int(linspace(...))``, and a video of at most n
+  frames gives each frame once (`mepr.media.video_decode.uniform_indices`).
 * ``fps`` (wins when set): one frame per ``1 / fps`` seconds of presentation time, starting at
   0: for target time t, the first frame whose timestamp is at least ``t - 0.5 / native_fps``
   (for a constant-frame-rate video, the frame nearest t). A frame that covers several targets
@@ -73,12 +74,12 @@ __all__ = [
 
 
 def _collect_indices(
-    r: FrameReader, total: int, n: int
+    r: FrameReader, total: int, n: int, rounding: str
 ) -> tuple[dict[int, tuple[float, np.ndarray]], int]:
-    """Retrieve the frames uniform_indices(total, n) names; returns them and the true count if
-    the stream turned out longer or shorter than `total` (else 0)."""
+    """Retrieve the frames uniform_indices(total, n, rounding) names; returns them and the true
+    count if the stream turned out longer or shorter than `total` (else 0)."""
     got: dict[int, tuple[float, np.ndarray]] = {}
-    for target in sorted(set(uniform_indices(total, n).tolist())):
+    for target in sorted(set(uniform_indices(total, n, rounding).tolist())):
         if not r.advance(target):
             return got, r.index + 1  # truncated: the container claimed more frames
         image = r.retrieve()
@@ -92,7 +93,7 @@ def _collect_indices(
     return got, 0
 
 
-def _sample_by_index(p: Path, n: int, seek: bool) -> SampledFrames:
+def _sample_by_index(p: Path, n: int, seek: bool, rounding: str) -> SampledFrames:
     notes: list[str] = []
     with FrameReader(p, seek) as r:
         reported, fps = r.reported, r.native_fps
@@ -105,7 +106,7 @@ def _sample_by_index(p: Path, n: int, seek: bool) -> SampledFrames:
             break
         with FrameReader(p, seek) as r:
             try:
-                got, true_count = _collect_indices(r, total, n)
+                got, true_count = _collect_indices(r, total, n, rounding)
             except Restart:
                 seek = False  # the seek could not be verified: decode sequentially
                 continue
@@ -115,7 +116,7 @@ def _sample_by_index(p: Path, n: int, seek: bool) -> SampledFrames:
             notes.append(f"container reports {total} frames, {how} {true_count} decode")
             total = true_count
             continue
-        targets = [int(t) for t in uniform_indices(total, n)]
+        targets = [int(t) for t in uniform_indices(total, n, rounding)]
         if all(t in got for t in targets):
             picks = [(t, *got[t]) for t in targets]
             return sampled(picks, fps, total, reported, notes, seeks)
@@ -219,9 +220,11 @@ def sample_frames(
     seek: bool = True,
     start: float | None = None,
     end: float | None = None,
+    index_rounding: str = "round",
 ) -> SampledFrames:
-    """Sample `n_frames` uniformly, or (`fps` set) one frame per 1/fps seconds; see the module
-    docstring. `seek=False` decodes sequentially (for comparisons; the frames are the same).
+    """Sample `n_frames` uniformly (`index_rounding`: frames.index_rounding), or (`fps` set)
+    one frame per 1/fps seconds; see the module docstring. `seek=False` decodes sequentially
+    (for comparisons; the frames are the same).
 
     `start` / `end` (seconds of presentation time; either may be None: the stream's start /
     end) restrict sampling to the frames whose timestamps fall in [start, end) (see the module
@@ -243,5 +246,5 @@ def sample_frames(
     if n_frames < 1:
         raise ValueError(f"frames.n_frames must be at least 1, got {n_frames}")
     if interval is not None:
-        return sample_interval_by_index(p, n_frames, *interval, seek)
-    return _sample_by_index(p, n_frames, seek)
+        return sample_interval_by_index(p, n_frames, *interval, seek, index_rounding)
+    return _sample_by_index(p, n_frames, seek, index_rounding)

@@ -54,10 +54,24 @@ class SampledFrames:
     seeks: int = 0  # seeks used (diagnostics, benchmarks)
 
 
-def uniform_indices(total: int, n: int) -> np.ndarray:
-    """n indices spread over [0, total-1] (repeats when the video is shorter than n frames)."""
+INDEX_ROUNDING = ("round", "floor")  # `frames.index_rounding`
+
+
+def uniform_indices(total: int, n: int, rounding: str = "round") -> np.ndarray:
+    """n indices spread over [0, total-1].
+
+    `round` (mepr): the nearest frame to each of n evenly spaced positions; a video shorter
+    than n frames repeats frames, so there are always n. `floor` (the reference's
+    ``np.linspace(0, total - 1, n, dtype=int)``): each position rounded down, and a video of
+    at most n frames gives every frame once (fewer than n steps)."""
+    if rounding not in INDEX_ROUNDING:
+        raise ValueError(f"frames.index_rounding must be one of {INDEX_ROUNDING}, got {rounding!r}")
     if total <= 0:
         return np.zeros(0, dtype=np.int64)
+    if rounding == "floor":
+        if total <= n:
+            return np.arange(total, dtype=np.int64)
+        return np.floor(np.linspace(0, total - 1, n)).astype(np.int64)
     return np.linspace(0, total - 1, n).round().astype(np.int64)
 
 

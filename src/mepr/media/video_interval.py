@@ -69,7 +69,9 @@ def reach(r: FrameReader, t: float) -> bool:
 _Picks = tuple[list[tuple[int, float, np.ndarray]], float, int, int, list[str], int]
 
 
-def _interval_predicted(p: Path, n: int, start: float, end: float, seek: bool) -> _Picks | None:
+def _interval_predicted(
+    p: Path, n: int, start: float, end: float, seek: bool, rounding: str
+) -> _Picks | None:
     """Uniform sampling inside [start, end) in one pass, for a stream whose frame k shows at
     k / fps: the frames inside are predicted from the rate, and every frame grabbed on the way
     is checked against that prediction. None when the stream does not follow it (variable
@@ -96,7 +98,7 @@ def _interval_predicted(p: Path, n: int, start: float, end: float, seek: bool) -
         total = last - first + 1
         if total < 1:
             return None
-        targets = [first + int(k) for k in uniform_indices(total, n)]
+        targets = [first + int(k) for k in uniform_indices(total, n, rounding)]
         got: dict[int, tuple[float, np.ndarray]] = {}
         for target in sorted(set(targets)):
             if not r.advance(target, as_predicted):
@@ -117,7 +119,9 @@ def _interval_predicted(p: Path, n: int, start: float, end: float, seek: bool) -
         return picks, fps, total, r.reported, notes, r.seeks
 
 
-def _interval_scanned(p: Path, n: int, start: float, end: float, seek: bool) -> _Picks:
+def _interval_scanned(
+    p: Path, n: int, start: float, end: float, seek: bool, rounding: str
+) -> _Picks:
     """Uniform sampling inside [start, end) for any stream: one pass lists the frames whose
     timestamps fall inside, a second one retrieves the sampled ones."""
     notes: list[str] = []
@@ -134,7 +138,7 @@ def _interval_scanned(p: Path, n: int, start: float, end: float, seek: bool) -> 
     if not inside:
         raise MediaError(no_frame_in(start, end, None))
     while inside:
-        targets = [inside[int(k)][0] for k in uniform_indices(len(inside), n)]
+        targets = [inside[int(k)][0] for k in uniform_indices(len(inside), n, rounding)]
         got: dict[int, tuple[float, np.ndarray]] = {}
         with FrameReader(p, seek) as r:
             for target in sorted(set(targets)):
@@ -154,15 +158,15 @@ def _interval_scanned(p: Path, n: int, start: float, end: float, seek: bool) -> 
 
 
 def sample_interval_by_index(
-    p: Path, n: int, start: float, end: float, seek: bool
+    p: Path, n: int, start: float, end: float, seek: bool, rounding: str = "round"
 ) -> SampledFrames:
     """`n` frames spread uniformly over those inside [start, end): predicted in one pass when
     the stream allows it, else scanned; sequential decoding when a seek fails verification."""
     for _attempt in range(2):
         try:
-            out = _interval_predicted(p, n, start, end, seek)
+            out = _interval_predicted(p, n, start, end, seek, rounding)
             if out is None:
-                out = _interval_scanned(p, n, start, end, seek)
+                out = _interval_scanned(p, n, start, end, seek, rounding)
         except Restart:
             seek = False  # a seek could not be verified: decode sequentially
             continue

@@ -5,7 +5,7 @@
 missing from a modality): every module here returns finite values for such rows, and
 :func:`masked_mean` pools them to zeros.
 
-Two encoders, chosen per modality by name (:func:`build_encoder`):
+Four encoders, chosen per modality and task by name (:func:`build_encoder`):
 
 * ``transformer``: pre-norm self-attention blocks with a sinusoidal position encoding.
 * ``mamba``: residual blocks around a selective state-space mixer (Mamba, Gu & Dao 2023).
@@ -13,6 +13,8 @@ Two encoders, chosen per modality by name (:func:`build_encoder`):
   (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``), and the scan
   has the argument layout of ``mamba_ssm``'s ``selective_scan_fn``, so the CUDA kernel can be
   dropped in (see :data:`selective_scan_kernel`).  The default is a pure-PyTorch scan.
+* ``gated_mlp`` and ``postnorm_transformer``: the SSL-MEPR authors' encoders (their code calls
+  the gated MLP "Mamba"), in :mod:`mepr.models.reference_layers`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ try:  # optional CUDA kernel; not installable in the reference environment
 except Exception:  # noqa: BLE001 - any import problem means "no kernel"
     selective_scan_kernel = None
 
-ENCODERS: tuple[str, ...] = ("mamba", "transformer")
+ENCODERS: tuple[str, ...] = ("mamba", "transformer", "gated_mlp", "postnorm_transformer")
+# the encoders whose attention heads must divide the width
+ATTENTION_ENCODERS: tuple[str, ...] = ("transformer", "postnorm_transformer")
 
 
 def safe_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -304,9 +308,20 @@ def build_encoder(
     d_state: int = 16,
     d_conv: int = 4,
     expand: int = 2,
+    block_width: int = 64,
+    positional: bool = True,
 ) -> nn.Module:
+    """The encoder `name`; each kind reads only its own arguments (`d_state`, `d_conv`,
+    `expand`: mamba; `block_width`: gated_mlp; `heads`, `positional`: the transformers)."""
+    # imported here: reference_layers builds on this module's masking and position helpers
+    from mepr.models import reference_layers as ref
+
     if name == "mamba":
         return MambaEncoder(d_model, layers, dropout, d_state, d_conv, expand)
     if name == "transformer":
-        return TransformerEncoder(d_model, layers, heads, dropout)
+        return TransformerEncoder(d_model, layers, heads, dropout, positional)
+    if name == "gated_mlp":
+        return ref.GatedMLPEncoder(d_model, layers, block_width, dropout)
+    if name == "postnorm_transformer":
+        return ref.PostNormEncoder(d_model, layers, heads, dropout, positional)
     raise ValueError(f"unknown temporal encoder '{name}' (choose from {', '.join(ENCODERS)})")

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mepr import shards
 from mepr.config import TrainParams, pick
 from mepr.labels import EMOTIONS, MODALITIES, TRAITS
 from mepr.metrics import emotion_metrics, personality_metrics, selection_score, softmax
 from mepr.models import checkpoints
+from mepr.models.encoders import ATTENTION_ENCODERS
 from mepr.models.fusion import FusionConfig, FusionModel
 from mepr.models.unimodal import CrossConfig, CrossDomainModel, UnimodalConfig, UnimodalModel
 from mepr.train import loop
@@ -37,7 +37,7 @@ from mepr.train.data import (
     load_labels,
     load_sequences,
 )
-from mepr.train.losses import LossWeighting, emotion_class, loss_components
+from mepr.train.losses import Objective, SupervisedLoss
 
 EVAL_BATCH = 256
 
@@ -191,10 +191,15 @@ def _save(
 
 # --------------------------------------------------------------------------- stage 1
 def unimodal_config(params: TrainParams, modality: str, task: str, in_dim: int) -> UnimodalConfig:
-    enc = params.encoder_for(modality)
-    if enc == "transformer":
-        _check_heads(params.hidden_dim, params.heads, "train.hidden_dim")
-    return pick(UnimodalConfig, params, params.mamba, in_dim=in_dim, task=task, encoder=enc)
+    """`modality`'s `task` model: its train.encoder entry, train.unimodal overrides, then
+    the train.* (and train.mamba.*) values."""
+    enc = params.encoder_for(modality, task)
+    sizes = params.unimodal.given(modality, task)
+    cfg = pick(UnimodalConfig, params, params.mamba, in_dim=in_dim, task=task, encoder=enc, **sizes)
+    if enc in ATTENTION_ENCODERS:
+        where = f"train.unimodal.{modality}.{task}" if "hidden_dim" in sizes else "train"
+        _check_heads(cfg.hidden_dim, cfg.heads, f"{where}.hidden_dim")
+    return cfg
 
 
 def _eval_batches(model, n: int, fn: Callable[[slice], tuple]) -> list[np.ndarray]:
@@ -226,6 +231,7 @@ def train_unimodal(
     out: str | Path,
 ) -> dict[str, Any]:
     out = Path(out)
+    params = params.for_stage("unimodal")  # train.stages.unimodal settings
     device = _prepare(out, seed, params)
     labels = load_labels([manifest])
     tasks = sorted(set(labels.task))
@@ -246,8 +252,12 @@ def train_unimodal(
         fit_idx = train_idx  # nothing but empty inputs: the model can only learn the prior
     dev_idx = _dev_index(labels, has)
     x, m = seqs.x, seqs.mask
-    y_cls = torch.from_numpy(np.argmax(labels.emotion, axis=1))
+    y_emo = torch.from_numpy(labels.emotion)
     y_tr = torch.from_numpy(labels.traits)
+    # train.loss; class weights from the rows this model is fit on (training split only)
+    sup = SupervisedLoss.from_params(
+        params.loss, labels.emotion[fit_idx] if task == "emotion" else None
+    )
     gen = torch.Generator().manual_seed(seed)
 
     def predict(idx=None) -> Predictions:
@@ -259,9 +269,9 @@ def train_unimodal(
     def step(b: np.ndarray) -> float:
         out_ = model(_t(x[b], device), _t(m[b], device))["output"]
         if task == "emotion":
-            loss = F.cross_entropy(out_, y_cls[b].to(device))
+            loss = sup.emotion(out_, y_emo[b].to(device))
         else:
-            loss = (out_ - y_tr[b].to(device)).abs().mean()
+            loss = sup.personality(out_, y_tr[b].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -330,20 +340,13 @@ def _stage1_pair(dirs: list[str | Path], modality: str) -> tuple[Path, Path]:
 
 
 def _multitask_step(model, opt, weighting, out, targets, teacher, params: TrainParams):
-    """One optimisation step of a two-task model (stages 2 and 3): the supervised and SSL loss
-    components, GradNorm's weight update on the shared trunk, then backward + Adam.
+    """One optimisation step of a two-task model (stages 2 and 3): the loss components of
+    `weighting` (an Objective), its weight update (GradNorm), then backward + Adam.
     Returns the weighted loss, or None when the batch gave no loss term at all."""
-    comps = loss_components(
-        out["emotion_logits"],
-        out["personality_scores"],
-        *targets,
-        ssl=params.ssl,
-        teacher_logits=teacher[0],
-        teacher_scores=teacher[1],
-    )
+    comps = weighting.components(out, targets, teacher)
     if not comps:
         return None
-    weighting.update(comps, model.shared_parameters())
+    weighting.update(comps, model)
     loss = weighting.total(comps)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -377,6 +380,7 @@ def train_cross(
     out: str | Path,
 ) -> dict[str, Any]:
     out = Path(out)
+    params = params.for_stage("cross")  # train.stages.cross settings
     device = _prepare(out, seed, params)
     emo_dir, per_dir = _stage1_pair(stage1, modality)
     labels = load_labels(manifests)
@@ -387,13 +391,16 @@ def train_cross(
         raise ValueError(
             f"embeddings have dim {seqs.dim}, the stage-1 models expect {emo_model.cfg.in_dim}"
         )
-    ccfg = pick(CrossConfig, params.cross, params)  # the bridge's widths, the shared head
-    _check_heads(ccfg.hidden_dim, ccfg.heads, "train.cross.hidden_dim")
+    # the modality's train.cross.<modality> overrides, then the bridge's widths, the shared head
+    sizes = params.cross.given(modality)
+    ccfg = pick(CrossConfig, params.cross, params, **sizes)
+    where = f"train.cross.{modality}" if "hidden_dim" in sizes else "train.cross"
+    _check_heads(ccfg.hidden_dim, ccfg.heads, f"{where}.hidden_dim")
     model = CrossDomainModel(emo_model, per_model, ccfg).to(device)
     opt = _optimizer(model, params)
-    weighting = LossWeighting(params.gradnorm, params.ssl)
     missing = "no labelled train rows with this modality present"
     train_idx, dev_idx = _multitask_rows(labels, seqs.present, missing)
+    weighting = Objective(params, "cross", labels.emotion[train_idx[labels.has_emotion[train_idx]]])
     x, m = seqs.x, seqs.mask
     train_idx_sorted = np.sort(train_idx)
     tensors = _label_tensors(labels)
@@ -495,7 +502,7 @@ def _require_both_tasks(labels: Labels) -> None:
 
 def _label_tensors(labels: Labels) -> tuple[torch.Tensor, ...]:
     return (
-        emotion_class(torch.from_numpy(labels.emotion)),
+        torch.from_numpy(labels.emotion),  # rows: the loss takes the argmax or the row
         torch.from_numpy(labels.has_emotion),
         torch.from_numpy(labels.traits),
         torch.from_numpy(labels.has_traits),
@@ -579,6 +586,7 @@ def train_fusion(
     out: str | Path,
 ) -> dict[str, Any]:
     out = Path(out)
+    params = params.for_stage("fusion")  # train.stages.fusion settings
     device = _prepare(out, seed, params)
     fp = params.fusion
     inputs = _cross_inputs(cross, fp.drop_modalities)
@@ -596,7 +604,7 @@ def train_fusion(
     _check_heads(fcfg.hidden_dim, fcfg.heads, "train.fusion.hidden_dim")
     model = FusionModel(fcfg).to(device)
     opt = _optimizer(model, params)
-    weighting = LossWeighting(params.gradnorm, params.ssl)
+    weighting = Objective(params, "fusion")
     feat_t = {m: torch.from_numpy(f.features) for m, f in feats.items()}
     logits_t = torch.from_numpy(np.stack([feats[m].logits for m in mods], axis=1))
     scores_t = torch.from_numpy(np.stack([feats[m].scores for m in mods], axis=1))
