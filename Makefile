@@ -40,9 +40,21 @@ clean:
 
 # The demo's outputs against the recorded digests (tests/data/identity.json), in a fresh folder:
 # for reshapes that must not change behaviour. `... record` after an intended change.
+# The baseline holds on the machine it was recorded on; elsewhere `make identity BASE=REV` runs
+# commit REV here too (a worktree) and compares the two runs.
 IDENTITY_DIR ?= /tmp/mepr-identity
+IDENTITY_TARGETS = results/fusion/metrics.json results/predict/demo/index.html
 identity: setup
 	rm -rf $(IDENTITY_DIR) && mkdir -p $(IDENTITY_DIR)
 	$(BIN)/snakemake --cores $(CORES) --snakefile $(CURDIR)/Snakefile --directory $(IDENTITY_DIR) \
-		results/fusion/metrics.json results/predict/demo/index.html
+		$(IDENTITY_TARGETS)
+ifdef BASE
+	rm -rf $(IDENTITY_DIR)-base $(IDENTITY_DIR)-tree && mkdir -p $(IDENTITY_DIR)-base
+	git worktree add --detach $(IDENTITY_DIR)-tree $(BASE)
+	PYTHONPATH=$(IDENTITY_DIR)-tree/src $(BIN)/snakemake --cores $(CORES) \
+		--snakefile $(IDENTITY_DIR)-tree/Snakefile --directory $(IDENTITY_DIR)-base $(IDENTITY_TARGETS)
+	git worktree remove --force $(IDENTITY_DIR)-tree
+	$(BIN)/python workflow/scripts/identity.py compare $(IDENTITY_DIR)/results $(IDENTITY_DIR)-base/results
+else
 	$(BIN)/python workflow/scripts/identity.py check $(IDENTITY_DIR)/results
+endif
