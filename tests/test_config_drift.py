@@ -26,6 +26,7 @@ from mepr.config import (
     validate_config,
 )
 from mepr.models.fusion import FusionConfig
+from mepr.models.fusion_single import SingleTaskFusionConfig
 from mepr.models.unimodal import CrossConfig, UnimodalConfig
 
 SECTIONS = [FramesParams, DetectParams, AudioParams, AsrParams, DemoParams, TrainParams]
@@ -79,7 +80,7 @@ def test_encoder_params_match_every_encoder_schema():
     assert required == {"kind", "model"}
 
 
-@pytest.mark.parametrize("cls", [UnimodalConfig, CrossConfig, FusionConfig])
+@pytest.mark.parametrize("cls", [UnimodalConfig, CrossConfig, FusionConfig, SingleTaskFusionConfig])
 def test_model_configs_declare_no_defaults_and_come_from_the_train_section(cls):
     # a default here would be one more place a hyper-parameter is declared; the only ones are
     # the fields added after checkpoints were first written (COMPAT), so that older
@@ -92,11 +93,20 @@ def test_model_configs_declare_no_defaults_and_come_from_the_train_section(cls):
         UnimodalConfig: (train, train.mamba),
         CrossConfig: (train.cross, train),
         FusionConfig: (train.fusion, train),
+        # train.fusion_single's sizes are null by default: train.fusion's apply
+        SingleTaskFusionConfig: (train.fusion, train),
     }[cls]
     given = {
         UnimodalConfig: {"in_dim": 8, "task": "emotion", "encoder": "mamba"},
         CrossConfig: {},
         FusionConfig: {"modalities": ("face",), "input_dims": (8,)},
+        SingleTaskFusionConfig: {
+            "task": "emotion",
+            "modalities": ("face",),
+            "input_dims": (8,),
+            "emotion_dims": (4,),
+            "feature_slice": "both",
+        },
     }[cls]
     cfg = pick(cls, *sources, **given)
     for f in dataclasses.fields(cls):

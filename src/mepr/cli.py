@@ -21,8 +21,9 @@ STAGE_COMMANDS = (
     "mepr.asr.cli",  # transcripts
     "mepr.embed.cli",  # embed, build-demo-encoder
     "mepr.embed.fetch_cli",  # fetch-models
-    "mepr.train.cli",  # train-unimodal, train-cross, train-fusion
+    "mepr.train.cli",  # train-unimodal, train-cross, train-fusion, train-fusion-single
     "mepr.predict.cli",  # predict, pipeline-spec
+    "mepr.reference.cli",  # import-reference
     "mepr.report.cli",  # report-plots
     "mepr.failures",  # failures
 )

@@ -33,10 +33,25 @@ CROSS_DIR = "results/unimodal/{modality}/cross"
 FUSION_DIR = "results/fusion"
 FUSION_METRICS = "results/fusion/metrics.json"
 PIPELINE_SPEC = "results/fusion/pipeline.json"
+# stage 3 with one model per task (task: emotion | personality), beside the multi-task fusion
+FUSION_SINGLE_DIR = "results/fusion_single/{task}"
+FUSION_SINGLE_METRICS = "results/fusion_single/{task}/metrics.json"
+
+# hyper-parameter sweeps (config `sweeps:`): one folder per trial (a stage-3 run and its
+# status.json), greedy rounds' winners, the ranked table; the paper's ablations, one folder
+# per row and their table (mepr.sweep)
+SWEEP_DIR = "results/sweeps/{sweep}"
+SWEEP_TRIAL = "results/sweeps/{sweep}/{trial}/status.json"
+SWEEP_ROUND = "results/sweeps/{sweep}/rounds/round-{r}.json"
+SWEEP_TABLE = "results/sweeps/{sweep}/table.md"
+ABLATION_ROW = "results/ablations/{row}/status.json"
+ABLATION_TABLE = "results/ablations/table.md"
 
 # Snakemake report figures per stage, and predictions per named folder of videos
 REPORT_DIR = "results/report/{stage}"
 METRICS_REPORT = "results/report/metrics.html"
+# the paper's published results beside this run's (mepr paper-compare): comparison.{md,csv,html}
+PAPER_DIR = "results/paper"
 PREDICT_DIR = "results/predict/{name}"
 
 

@@ -144,3 +144,52 @@ rule train_fusion:
     shell:
         "python -m mepr train-fusion --cross {params.cross} --manifests {input.manifests}"
         f" --params {{params.train}} --seed {{params.seed}} --out {layout.FUSION_DIR} > {{log}} 2>&1"
+
+
+rule train_fusion_single:
+    input:
+        cross=expand(
+            layout.file_in(layout.CROSS_DIR, "features.parquet"), modality=MODALITIES
+        ),
+        manifests=expand(layout.MANIFEST, corpus=CORPORA),
+    output:
+        expand(
+            layout.file_in(layout.FUSION_SINGLE_DIR, "{f}"),
+            f=["model.safetensors", "config.json", "curves.csv"],
+            allow_missing=True,
+        ),
+        report(
+            layout.FUSION_SINGLE_METRICS,
+            caption=f"{CAPTIONS}/raw_metrics.rst",
+            category="Raw metrics",
+            subcategory="Stage 3 single-task",
+            labels={"modality": "fusion ({task})", "corpus": "all"},
+        ),
+    log:
+        layout.log("fusion_single/{task}"),
+    wildcard_constraints:
+        task="emotion|personality",
+    conda:
+        f"{ENVS}/train.yaml"
+    resources:
+        mem_mb=6000,
+        runtime=240,
+    params:
+        code=code_digest(
+            "train",
+            "models",
+            "config",
+            "devices",
+            "files",
+            "labels",
+            "metrics",
+            "shards",
+        ),
+        cross=expand(layout.CROSS_DIR, modality=MODALITIES),
+        out=layout.FUSION_SINGLE_DIR,
+        train=json_arg(train_section()),
+        seed=SEED,
+    shell:
+        "python -m mepr train-fusion-single --task {wildcards.task} --cross {params.cross}"
+        " --manifests {input.manifests} --params {params.train} --seed {params.seed}"
+        " --out {params.out} > {log} 2>&1"

@@ -201,6 +201,25 @@ class FusionParams:
 
 
 @dataclass(frozen=True)
+class FeatureSlices:
+    """Per task, the stage-2 features each modality feeds its single-task fusion."""
+
+    emotion: str = "both"  # both (emotion ‖ personality) | own (the task's part)
+    personality: str = "both"
+
+
+@dataclass(frozen=True)
+class FusionSingleParams:
+    """train.fusion_single: the single-task fusion (None: the train.fusion value)."""
+
+    SECTION: ClassVar[tuple[str, ...]] = ("train", "fusion_single")
+    hidden_dim: int | None = None
+    heads: int | None = None
+    max_epochs: int | None = None
+    feature_slice: FeatureSlices = field(default_factory=FeatureSlices)
+
+
+@dataclass(frozen=True)
 class TrainParams:
     SECTION: ClassVar[tuple[str, ...]] = ("train",)
     device: str = "auto"
@@ -235,6 +254,7 @@ class TrainParams:
     gradnorm: GradNormParams = field(default_factory=GradNormParams)
     loss: LossParams = field(default_factory=LossParams)
     fusion: FusionParams = field(default_factory=FusionParams)
+    fusion_single: FusionSingleParams = field(default_factory=FusionSingleParams)
     stages: StagesParams = field(default_factory=StagesParams)
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,6 +300,7 @@ def job_section(train: dict[str, Any], modality: str | None = None) -> dict[str,
         others = set(DEFAULT_ENCODERS) - {modality}
         section["cross"] = {k: v for k, v in section["cross"].items() if k not in others}
     section.pop("fusion", None)
+    section.pop("fusion_single", None)
     if isinstance(section.get("stages"), dict):
         section["stages"] = {k: v for k, v in section["stages"].items() if k != "fusion"}
     return section

@@ -22,25 +22,26 @@ TINY_CLIP = {
 }
 
 
-def _build_tiny_clip(out: Path) -> None:
+def _build_tiny_clip(out: Path, width: int | None = None) -> None:
     import open_clip
     from safetensors.torch import save_file
 
-    name = "mepr-tiny-clip"
-    open_clip.factory._MODEL_CONFIGS[name] = TINY_CLIP  # register the config for create_model
+    cfg = {**TINY_CLIP, "embed_dim": width or TINY_CLIP["embed_dim"]}
+    name = f"mepr-tiny-clip-{cfg['embed_dim']}"
+    open_clip.factory._MODEL_CONFIGS[name] = cfg  # register the config for create_model
     model = open_clip.create_model(name, pretrained=None)
     (out / "open_clip_config.json").write_text(
-        json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": {}}, indent=2)
+        json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}, indent=2)
     )
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "open_clip_model.safetensors"))
 
 
-def _build_tiny_wav2vec2(out: Path) -> None:
+def _build_tiny_wav2vec2(out: Path, width: int | None = None) -> None:
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     config = Wav2Vec2Config(
-        hidden_size=64,
+        hidden_size=width or 64,  # 4 attention heads and 4 position groups: a multiple of 4
         num_hidden_layers=2,
         num_attention_heads=4,
         intermediate_size=128,
@@ -63,8 +64,12 @@ def _build_tiny_wav2vec2(out: Path) -> None:
 BUILDERS = {"tiny-clip": _build_tiny_clip, "tiny-wav2vec2": _build_tiny_wav2vec2}
 
 
-def build_demo_encoder(name: str, out_dir: str | Path, seed: int = 0) -> Path:
-    """Build `name` into out_dir atomically (a half-built folder never looks finished)."""
+def build_demo_encoder(
+    name: str, out_dir: str | Path, seed: int = 0, width: int | None = None
+) -> Path:
+    """Build `name` into out_dir atomically (a half-built folder never looks finished).
+    `width`: the embedding width, where not the demo's 64 (tests that feed models trained
+    at other widths)."""
     if name not in BUILDERS:
         raise ValueError(f"unknown demo encoder '{name}', known: {sorted(BUILDERS)}")
     out = Path(out_dir)
@@ -72,7 +77,7 @@ def build_demo_encoder(name: str, out_dir: str | Path, seed: int = 0) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         torch.manual_seed(seed)
-        BUILDERS[name](tmp)
+        BUILDERS[name](tmp, width)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -29,6 +29,7 @@ STAGES = {
     "unimodal": "stage-1 (train-unimodal)",
     "cross": "stage-2 (train-cross)",
     "fusion": "stage-3 (train-fusion)",
+    "fusion_single": "stage-3 single-task (train-fusion-single)",
 }
 _SHOWN_PROBLEMS = 3  # tensor mismatches spelled out in an error; the rest are counted
 
@@ -78,6 +79,7 @@ def read_config(directory: str | Path, stage: str) -> dict[str, Any]:
 def build_model(stage: str, cfg: dict[str, Any]):
     """The (untrained) model a `stage` folder's config.json describes."""
     from mepr.models.fusion import FusionConfig, FusionModel
+    from mepr.models.fusion_single import SingleTaskFusionConfig, SingleTaskFusionModel
     from mepr.models.unimodal import CrossConfig, CrossDomainModel, UnimodalConfig, UnimodalModel
 
     mc = cfg["model"]
@@ -91,6 +93,8 @@ def build_model(stage: str, cfg: dict[str, Any]):
         )
     if stage == "fusion":
         return FusionModel(FusionConfig(**mc))
+    if stage == "fusion_single":
+        return SingleTaskFusionModel(SingleTaskFusionConfig(**mc))
     raise ValueError(f"unknown model stage '{stage}'")
 
 

@@ -179,6 +179,54 @@ def build_pipeline_spec(
     return spec
 
 
+def build_pipeline_spec_from_config(model_dir: str | Path, config: dict[str, Any]) -> dict:
+    """The pipeline spec of models trained outside a mepr run (``mepr import-reference``):
+    the extraction and encoder parameters come from a validated workflow `config` (its
+    frames, detect, audio, asr and encoders sections, read as the workflow's jobs read
+    them) instead of shard metadata; the stage-2 models are ``../unimodal/{m}/cross``."""
+    model_dir = Path(model_dir)
+    root = model_dir.resolve().parent
+    modalities = list(checkpoints.read_config(model_dir, "fusion")["modalities"])
+    enc = config["encoders"]
+    spec: dict[str, Any] = {
+        "schema": PIPELINE_SCHEMA,
+        "version": PIPELINE_VERSION,
+        "mepr_version": __version__,
+        "modalities": modalities,
+        "fusion": {"path": ".", "sha256": sha256_file(model_dir / checkpoints.WEIGHTS_FILE)},
+        "cross": {},
+        "encoders_dir": _relpath(root / "encoders", model_dir),
+        # as workflow/rules/common.smk's encoder_section: the shared keys merged in
+        "encoders": {
+            m: vars(
+                parse(
+                    EncoderParams,
+                    {**enc[m], "batch_size": enc["batch_size"], "device": enc["device"]},
+                )
+            )
+            for m in modalities
+        },  # fmt: skip
+    }
+    for m in modalities:
+        d = root / "unimodal" / m / "cross"
+        cfg = checkpoints.read_config(d, "cross")
+        if cfg.get("modality") != m:
+            raise PredictError(f"{d}: not the stage-2 (train-cross) {m} model folder")
+        spec["cross"][m] = {
+            "path": _relpath(d, model_dir),
+            "sha256": sha256_file(d / checkpoints.WEIGHTS_FILE),
+            "max_steps": int(cfg["params"]["max_steps"]),
+        }
+    if set(modalities) & set(IMAGE_MODALITIES):
+        spec["frames"] = vars(parse(FramesParams, config["frames"]))
+        spec["detect"] = vars(parse(DetectParams, config["detect"]))
+    if set(modalities) & {"audio", "text"}:
+        spec["audio"] = vars(parse(AudioParams, config["audio"]))
+    if "text" in modalities:
+        spec["asr"] = vars(parse(AsrParams, config["asr"]))
+    return spec
+
+
 def write_pipeline_spec(spec: dict, path: str | Path) -> Path:
     path = Path(path)
     write_json(path, spec)

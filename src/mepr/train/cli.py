@@ -1,4 +1,5 @@
-"""`train-unimodal`, `train-cross`, `train-fusion`: the three training stages as commands.
+"""`train-unimodal`, `train-cross`, `train-fusion` (+ `train-fusion-single`): the three
+training stages as commands.
 
 torch is imported inside the handlers only, so building the parser stays cheap.
 """
@@ -55,6 +56,12 @@ def _train_fusion(a: argparse.Namespace) -> None:
     train_fusion(cross=a.cross, manifests=a.manifests, **_common(a))
 
 
+def _train_fusion_single(a: argparse.Namespace) -> None:
+    from mepr.train.fusion_single import train_fusion_single
+
+    train_fusion_single(task=a.task, cross=a.cross, manifests=a.manifests, **_common(a))
+
+
 def _finish(p: argparse.ArgumentParser, params_help: str, handler: Callable) -> None:
     """The arguments every stage ends with, and its handler."""
     p.add_argument("--params", required=True, help=params_help)
@@ -95,3 +102,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--manifests", required=True, nargs="+", help="every corpus manifest")
     params_help = "JSON text or file of the whole 'train' section"
     _finish(p, params_help, _train_fusion)
+
+    p = subparsers.add_parser(
+        "train-fusion-single",
+        help="stage 3, one task: single-task fusion of the stage-2 outputs",
+    )
+    p.add_argument("--task", required=True, choices=("emotion", "personality"))
+    p.add_argument("--cross", required=True, nargs="+", help="one train-cross folder per modality")
+    p.add_argument("--manifests", required=True, nargs="+", help="every corpus manifest")
+    _finish(p, params_help, _train_fusion_single)
