@@ -17,6 +17,8 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/common_sweep.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:

@@ -11,6 +11,7 @@ import yaml
 
 from mepr.config import (
     REPO_ROOT,
+    AblationParams,
     AsrParams,
     AudioParams,
     ConfigError,
@@ -18,6 +19,7 @@ from mepr.config import (
     DetectParams,
     EncoderParams,
     FramesParams,
+    SweepParams,
     TrainParams,
     parse,
     pick,
@@ -25,11 +27,14 @@ from mepr.config import (
     subschema,
     validate_config,
 )
+from mepr.config.schema import schema
 from mepr.models.fusion import FusionConfig
 from mepr.models.fusion_single import SingleTaskFusionConfig
 from mepr.models.unimodal import CrossConfig, UnimodalConfig
 
-SECTIONS = [FramesParams, DetectParams, AudioParams, AsrParams, DemoParams, TrainParams]
+SECTIONS = [
+    FramesParams, DetectParams, AudioParams, AsrParams, DemoParams, TrainParams, AblationParams
+]  # fmt: skip
 
 
 def _plain(value):
@@ -58,6 +63,15 @@ def test_section_defaults_are_the_schemas(cls):
         _plain(cls()), section_defaults(cls.SECTION), subschema(cls.SECTION), ".".join(cls.SECTION)
     )
     assert not drift, "\n".join(drift)
+
+
+def test_sweep_params_are_the_schemas_sweep():
+    # a sweeps.NAME entry: its schema is $defs/sweep (NAME is the user's)
+    sub = schema()["$defs"]["sweep"]
+    defaults = {k: v["default"] for k, v in sub["properties"].items() if "default" in v}
+    fields = {f.name: f.default for f in dataclasses.fields(SweepParams)}
+    assert set(fields) == set(sub["properties"]) and sub["required"] == ["grid"]
+    assert fields == {"grid": dataclasses.MISSING, **defaults}
 
 
 def test_encoder_params_match_every_encoder_schema():
@@ -125,7 +139,7 @@ def test_pick_names_a_field_nobody_gives():
 # config.yaml repeats the defaults so a reader sees every knob; it may differ from them only
 # where the demo makes its own choice (these keys), so it can never drift silently.
 DEMO_CHOICES = {("demo", "clips"), ("demo", "transcripts_for")}
-USER_SET = {"corpora", "encoders", "predict.videos"}
+USER_SET = {"corpora", "encoders", "predict.videos", "sweeps"}
 
 
 def test_config_yaml_repeats_the_schema_defaults():

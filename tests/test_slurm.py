@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -28,7 +29,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow/profiles/slurm"
 LOCAL_SLURM = REPO / "workflow/scripts/local-slurm.sh"
-GPU_RULES = ("embed", "train_unimodal", "train_cross", "train_fusion")
+GPU_RULES = (
+    "embed",
+    "train_unimodal",
+    "train_cross",
+    "train_fusion",
+    "train_fusion_single",
+    "fusion_trial",
+    "ablation_row",
+)
 
 plugin = pytest.importorskip(
     "snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]' for the SLURM profile"
@@ -193,9 +202,18 @@ SLURM_TARGETS = (
 )
 
 
+# the local node declares 4 CPUs whatever the machine has, so that 4 one-CPU sweep trials
+# run side by side (slurm.conf's config_overrides); the jobs are tiny
+NODE_CPUS = "4"
+
+
 def _local_slurm(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(LOCAL_SLURM), *args], capture_output=True, text=True, check=False
+        ["bash", str(LOCAL_SLURM), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MEPR_SLURM_CPUS": NODE_CPUS},
     )
 
 
@@ -270,3 +288,69 @@ def test_demo_stage1_through_slurm(slurm_cluster, tmp_path):
     # and the run left nothing to do, through the same profile
     again = snakemake(work, "--profile", str(PROFILE), "-n", *SLURM_TARGETS, env=env)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+
+
+def _jobcomp(cluster: dict) -> Path:
+    return Path(cluster["SLURM_CONF"]).parent / "jobcomp.log"
+
+
+def _records(jobcomp: Path, seen_before: str) -> list[dict]:
+    return [
+        dict(re.findall(r"(\w+)=(\S*)", line))
+        for line in jobcomp.read_text()[len(seen_before) :].splitlines()
+    ]
+
+
+def _most_at_once(records: list[dict]) -> int:
+    """The most jobs running at one moment (jobcomp times are whole seconds)."""
+    from datetime import datetime
+
+    spans = [
+        (datetime.fromisoformat(r["StartTime"]), datetime.fromisoformat(r["EndTime"]))
+        for r in records
+    ]
+    return max(sum(s <= t < e for s, e in spans) for t, _ in spans)
+
+
+@pytest.mark.e2e
+def test_a_sweep_runs_its_trials_as_parallel_slurm_jobs(slurm_cluster, tmp_path):
+    """4 trials of a sweep, each its own sbatch job, all running at once; the table (a
+    local rule) ranks them."""
+    from test_sweep import SWEEP_RULES, fake_stage2, write_config
+
+    cpus = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%c"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **slurm_cluster},
+        check=False,
+    ).stdout.split()
+    if not cpus or int(cpus[0]) < 4:
+        pytest.skip(f"the running SLURM node has {cpus} CPUs, 4 trials need 4")
+    fake_stage2(tmp_path)
+    grid = {"lr": [0.001, 0.003], "fusion.hidden_dim": [16, 32]}
+    write_config(tmp_path, sweeps={"four": {"grid": grid}})
+    jobcomp = _jobcomp(slurm_cluster)
+    seen_before = jobcomp.read_text() if jobcomp.exists() else ""
+    proc = snakemake(
+        tmp_path,
+        "--profile", str(PROFILE),
+        "--slurm-status-command", "squeue",
+        "--slurm-init-seconds-before-status-checks", "1",
+        "results/sweeps/four/table.md",
+        *SWEEP_RULES,
+        # the profile's 10 GB a stage-3 job would let only two trials onto this node
+        "--set-resources", "fusion_trial:mem_mb=1500",
+        env={**slurm_cluster, "MEPR_SLURM_GPUS": "0"},
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
+    ours = [r for r in _records(jobcomp, seen_before) if r.get("Name") == run_id]
+    assert len(ours) == 4 and all(r["JobState"] == "COMPLETED" for r in ours), ours
+    assert _most_at_once(ours) == 4, ours
+    with (tmp_path / "results/sweeps/four/table.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    assert sorted(r["rank"] for r in rows) == ["1", "2", "3", "4"]
+    print(f"\n4 trials, {_most_at_once(ours)} SLURM jobs at once")

@@ -22,6 +22,7 @@ STAGE_COMMANDS = (
     "mepr.embed.cli",  # embed, build-demo-encoder
     "mepr.embed.fetch_cli",  # fetch-models
     "mepr.train.cli",  # train-unimodal, train-cross, train-fusion, train-fusion-single
+    "mepr.sweep.cli",  # fusion-trial, sweep-round, sweep-table
     "mepr.predict.cli",  # predict, pipeline-spec
     "mepr.reference.cli",  # import-reference
     "mepr.report.cli",  # report-plots

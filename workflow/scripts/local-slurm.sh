@@ -91,6 +91,9 @@ JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/jobcomp.log
 SlurmctldTimeout=30
 SlurmdTimeout=60
+# the node as declared here, even where that is more than the machine has (MEPR_SLURM_CPUS
+# above nproc: tiny test jobs side by side on a small machine)
+SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF

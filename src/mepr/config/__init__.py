@@ -29,12 +29,14 @@ from mepr.config.sections import (
     EncoderParams,
     FramesParams,
 )
+from mepr.config.sweeps import AblationParams, SweepParams
 from mepr.config.train import TrainParams, job_section
 
 __all__ = [
     "REPO_ROOT",
     "SCHEMA_PATH",
     "USER_NAMED",
+    "AblationParams",
     "AsrParams",
     "AudioParams",
     "ConfigError",
@@ -42,6 +44,7 @@ __all__ = [
     "DetectParams",
     "EncoderParams",
     "FramesParams",
+    "SweepParams",
     "TrainParams",
     "apply_user_named",
     "job_section",

@@ -119,11 +119,11 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-# Collections whose entries the user names (corpora, folders to predict on). The default
+# Collections whose entries the user names (corpora, folders to predict on, sweeps). The default
 # config's entries are examples for the demo: a user's config file that names its own replaces
 # them instead of adding to them, so `--configfile configs/paper.yaml` plans MOSEI + FIv2 only
 # (Snakemake's own merge would keep the demo corpora beside them). Paths are key tuples.
-USER_NAMED: tuple[tuple[str, ...], ...] = (("corpora",), ("predict", "videos"))
+USER_NAMED: tuple[tuple[str, ...], ...] = (("corpora",), ("predict", "videos"), ("sweeps",))
 
 
 def _lookup(cfg: Mapping[str, Any], path: tuple[str, ...]) -> Any:
