@@ -19,6 +19,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/common_sweep.smk"
 include: "workflow/rules/sweep.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:

@@ -25,7 +25,7 @@ STAGE_COMMANDS = (
     "mepr.sweep.cli",  # fusion-trial, sweep-round, sweep-table
     "mepr.predict.cli",  # predict, pipeline-spec
     "mepr.reference.cli",  # import-reference
-    "mepr.report.cli",  # report-plots
+    "mepr.report.cli",  # report-plots, paper-compare
     "mepr.failures",  # failures
 )
 

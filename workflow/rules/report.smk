@@ -38,7 +38,7 @@ rule report_stage1:
             "shards",
         ),
         dirs=STAGE1_DIRS,
-        out=layout.fill(layout.REPORT_DIR, stage="stage1"),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "python -m mepr report-plots stage1 --dirs {params.dirs} --manifests {input.manifests}"
         " --embeddings {input.embeddings} --out {params.out} > {log} 2>&1"
@@ -73,7 +73,7 @@ rule report_stage2:
             "shards",
         ),
         dirs=CROSS_DIRS,
-        out=layout.fill(layout.REPORT_DIR, stage="stage2"),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "python -m mepr report-plots stage2 --dirs {params.dirs} --manifests {input.manifests}"
         " --out {params.out} > {log} 2>&1"
@@ -107,8 +107,8 @@ rule report_fusion:
             "metrics",
             "shards",
         ),
-        dirs=layout.FUSION_DIR,
-        out=layout.fill(layout.REPORT_DIR, stage="fusion"),
+        dirs=lambda wildcards, input: os.path.dirname(input.predictions),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "python -m mepr report-plots fusion --dirs {params.dirs} --manifests {input.manifests}"
         " --out {params.out} > {log} 2>&1"
@@ -143,7 +143,7 @@ rule report_metrics:
             "metrics",
             "shards",
         ),
-        fusion=layout.FUSION_DIR,
+        fusion=lambda wildcards, input: os.path.dirname(input.fusion),
         dirs=STAGE1_DIRS,
     shell:
         "python -m mepr report-plots metrics --dirs {params.fusion} {params.dirs}"
@@ -156,4 +156,6 @@ rule report_plots:
         rules.report_stage2.output,
         rules.report_fusion.output,
         rules.report_metrics.output,
+        # rule paper_comparison (paper.smk, included after this file)
+        layout.file_in(layout.PAPER_DIR, "comparison.md"),
     localrule: True
