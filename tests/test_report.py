@@ -122,8 +122,11 @@ def workdir(tmp_path_factory, demo_encoders, media) -> Path:
         _age(paths, t + 10 * i)
     ran = snakemake(work, "--cores", "2", "report_plots", "results/predict/clips/index.html")
     jobs = set(re.findall(r"^(?:local)?rule (\w+):", ran.stdout + ran.stderr, flags=re.M))
+    # the paper comparison of the report trains the ablation rows and single-task fusions
     assert jobs == {"report_stage1", "report_stage2", "report_fusion", "report_metrics",
-                    "report_plots", "pipeline_spec", "predict"}, ran.stderr[-3000:]  # fmt: skip
+                    "report_plots", "pipeline_spec", "predict", "paper_comparison",
+                    "ablation_row", "ablation_table", "train_fusion_single"}, \
+        ran.stderr[-3000:]  # fmt: skip
     return work
 
 
@@ -231,7 +234,8 @@ def test_snakemake_report_has_plots_and_metrics(workdir):
     report = workdir / "report.html"
     snakemake(workdir, f"--report={report}", "report_plots")
     text = report.read_text()
-    for name in ("curves.svg", "confusion.svg", "scores.svg", "metrics.html", "metrics.json"):
+    for name in ("curves.svg", "confusion.svg", "scores.svg", "metrics.html", "metrics.json",
+                 "comparison.html", "paper comparison"):  # fmt: skip
         assert name in text
     for category in ("Stage 1", "Stage 2", "Stage 3 (fusion)", "Metrics", "Raw metrics"):
         assert category in text

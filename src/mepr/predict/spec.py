@@ -125,6 +125,19 @@ def _relpath(target: Path, start: Path) -> str:
 
 
 # --------------------------------------------------------------------------- building the spec
+def _cross_entry(root: Path, m: str, model_dir: Path) -> dict[str, Any]:
+    """The spec's record of modality `m`'s stage-2 folder ``root/unimodal/m/cross``."""
+    d = root / "unimodal" / m / "cross"
+    cfg = checkpoints.read_config(d, "cross")
+    if cfg.get("modality") != m:
+        raise PredictError(f"{d}: not the stage-2 (train-cross) {m} model folder")
+    return {
+        "path": _relpath(d, model_dir),
+        "sha256": sha256_file(d / checkpoints.WEIGHTS_FILE),
+        "max_steps": int(cfg["params"]["max_steps"]),
+    }
+
+
 def build_pipeline_spec(
     model_dir: str | Path,
     results_root: str | Path | None = None,
@@ -153,15 +166,7 @@ def build_pipeline_spec(
         "encoders": {},
     }
     for m in modalities:
-        d = root / "unimodal" / m / "cross"
-        cfg = checkpoints.read_config(d, "cross")
-        if cfg.get("modality") != m:
-            raise PredictError(f"{d}: not the stage-2 (train-cross) {m} model folder")
-        spec["cross"][m] = {
-            "path": _relpath(d, model_dir),
-            "sha256": sha256_file(d / checkpoints.WEIGHTS_FILE),
-            "max_steps": int(cfg["params"]["max_steps"]),
-        }
+        spec["cross"][m] = _cross_entry(root, m, model_dir)
         emb = found.embeddings.get(m, [])
         if not emb:
             raise PredictError(
@@ -208,15 +213,7 @@ def build_pipeline_spec_from_config(model_dir: str | Path, config: dict[str, Any
         },  # fmt: skip
     }
     for m in modalities:
-        d = root / "unimodal" / m / "cross"
-        cfg = checkpoints.read_config(d, "cross")
-        if cfg.get("modality") != m:
-            raise PredictError(f"{d}: not the stage-2 (train-cross) {m} model folder")
-        spec["cross"][m] = {
-            "path": _relpath(d, model_dir),
-            "sha256": sha256_file(d / checkpoints.WEIGHTS_FILE),
-            "max_steps": int(cfg["params"]["max_steps"]),
-        }
+        spec["cross"][m] = _cross_entry(root, m, model_dir)
     if set(modalities) & set(IMAGE_MODALITIES):
         spec["frames"] = vars(parse(FramesParams, config["frames"]))
         spec["detect"] = vars(parse(DetectParams, config["detect"]))

@@ -87,7 +87,7 @@ class MappedFusion:
     unused: tuple[str, ...] = field(default=())  # their tensors their forward never reads
 
 
-def _projector_names(m: str) -> list[tuple[str, str]]:
+def projector_names(m: str) -> list[tuple[str, str]]:
     """(theirs, mepr) for one modality: their Sequential(ModalityProjector, AdapterFusion)."""
     pairs = [(f"0.proj.{i}.{p}", f"proj.{i}.{p}") for i in (0, 3) for p in ("weight", "bias")]
     pairs += [
@@ -108,7 +108,7 @@ _RENAMES = (
 )
 
 
-def _modalities(state: Mapping[str, torch.Tensor]) -> list[str]:
+def state_modalities(state: Mapping[str, torch.Tensor]) -> list[str]:
     """Their modalities in state-dict (= their construction, = node) order."""
     suffix = ".0.proj.0.weight"
     return [
@@ -140,7 +140,7 @@ def reference_fusion_config(
         )
     if hidden % args.num_heads:
         raise ReferenceMappingError(f"hidden width {hidden} is not divisible by {args.num_heads}")
-    theirs = _modalities(state)
+    theirs = state_modalities(state)
     unknown = sorted(set(args.disabled_modalities) - set(theirs))
     if unknown:
         raise ReferenceMappingError(f"disabled modalities {unknown} have no projector")
@@ -178,7 +178,7 @@ def _renamed(
     cfg: FusionConfig, state: Mapping[str, torch.Tensor], unused: set[str]
 ) -> dict[str, torch.Tensor]:
     """mepr name -> their tensor (reshaped where mepr stores it differently)."""
-    pairs = [p for m in cfg.modalities for p in _projector_names(m)]
+    pairs = [p for m in cfg.modalities for p in projector_names(m)]
     pairs += [(f"{a}.{p}", f"{b}.{p}") for a, b, names in _RENAMES for p in names]
     pairs += [("guide_bank_emo.embeddings", "emotion_guide")]
     pairs += [("guide_bank_pkl.embeddings", "personality_guide")]
@@ -201,7 +201,7 @@ def _renamed(
 
 def _unused(args: ReferenceFusionArgs, state: Mapping[str, Any]) -> set[str]:
     """Their tensors that their forward never reads under these switches."""
-    unused = {k for m in args.disabled_modalities for k, _ in _projector_names(m)}
+    unused = {k for m in args.disabled_modalities for k, _ in projector_names(m)}
     if args.disable_guide_emo and not args.disable_guide_bank:
         unused.add("guide_bank_emo.embeddings")
     if args.disable_guide_pkl and not args.disable_guide_bank:
@@ -211,7 +211,7 @@ def _unused(args: ReferenceFusionArgs, state: Mapping[str, Any]) -> set[str]:
 
 def _consumed(cfg: FusionConfig, state: Mapping[str, Any]) -> set[str]:
     """Their tensor names that feed the mepr state dict."""
-    names = {t for m in cfg.modalities for t, _ in _projector_names(m)}
+    names = {t for m in cfg.modalities for t, _ in projector_names(m)}
     names |= {f"{a}.{p}" for a, _, ps in _RENAMES for p in ps}
     names |= {"emo_query", "pkl_query", "graph_attn.a"}
     if cfg.guide_emotion:

@@ -25,6 +25,7 @@ import torch
 from mepr.models.fusion_single import SingleTaskFusionConfig, SingleTaskFusionModel
 from mepr.models.unimodal import N_EMOTIONS, N_TRAITS
 from mepr.reference import ReferenceMappingError
+from mepr.reference.fusion import projector_names, state_modalities
 
 # Their target names, and the feature slice that keeps a target's own part.
 _TASKS = {"emo": "emotion", "pkl": "personality"}
@@ -102,16 +103,6 @@ class MappedSingleTask:
     state_dict: dict[str, torch.Tensor]
 
 
-def _projector_names(m: str) -> list[tuple[str, str]]:
-    """(theirs, mepr) for one modality: their Sequential(ModalityProjector, AdapterFusion)."""
-    pairs = [(f"0.proj.{i}.{p}", f"proj.{i}.{p}") for i in (0, 3) for p in ("weight", "bias")]
-    pairs += [
-        (f"1.adapter.{i}.{p}", f"adapter.{i}.{p}") for i in (0, 3) for p in ("weight", "bias")
-    ]
-    pairs += [(f"1.layernorm.{p}", f"norm.{p}") for p in ("weight", "bias")]
-    return [(f"projectors.{m}.{a}", f"projectors.{m}.{b}") for a, b in pairs]
-
-
 # (their prefix, mepr prefix, parameter names): one-to-one renames outside the projectors.
 _RENAMES = (
     ("gat.W", "graph.W", ("weight",)),
@@ -119,16 +110,6 @@ _RENAMES = (
     ("head", "head", ("weight", "bias")),
     ("logit_proj", "predict_proj", ("weight", "bias")),
 )
-
-
-def _modalities(state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Their modalities in state-dict (= construction) order."""
-    suffix = ".0.proj.0.weight"
-    return [
-        k[len("projectors.") : -len(suffix)]
-        for k in state
-        if k.startswith("projectors.") and k.endswith(suffix)
-    ]
 
 
 def reference_single_task_config(
@@ -145,7 +126,7 @@ def reference_single_task_config(
         )
     if hidden % args.num_heads:
         raise ReferenceMappingError(f"hidden width {hidden} is not divisible by {args.num_heads}")
-    mods = _modalities(state)
+    mods = state_modalities(state)
     if not mods:
         raise ReferenceMappingError("no 'projectors.*' tensors: not their single-task fusion")
     lacking = [m for m in mods if m not in args.emotion_widths or m not in args.personality_widths]
@@ -168,7 +149,7 @@ def reference_single_task_config(
 def _renamed(cfg: SingleTaskFusionConfig, state: Mapping[str, torch.Tensor]):
     """mepr name -> their tensor (reshaped where mepr stores it differently), and the set of
     their names that were used."""
-    pairs = [p for m in cfg.modalities for p in _projector_names(m)]
+    pairs = [p for m in cfg.modalities for p in projector_names(m)]
     pairs += [(f"{a}.{p}", f"{b}.{p}") for a, b, names in _RENAMES for p in names]
     pairs += [("guide.embeddings", "guide")]
     out = {ours: state[theirs] for theirs, ours in pairs if theirs in state}
